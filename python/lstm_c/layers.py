@@ -1,0 +1,456 @@
+"""LSTM and LSTMCell: the torch.nn.LSTM API over NumPy arrays.
+
+Parameters have torch's names, shapes, gate order [i|f|g|o] and default
+initialisation, so a state dict moves between torch and lstm-c unchanged.
+This layer validates and converts inputs once, owns parameters, gradients and
+reusable workspaces, and makes one engine call per layer: the compiled engine
+(`lstm_c._lstm`) or, with ``backend="numpy"``, the NumPy reference, which has
+the same functions and signatures.
+"""
+
+import numpy as np
+
+from lstm_c import _validate as check
+
+BACKENDS = ("cython", "numpy")
+
+
+def _engine(backend):
+    if backend == "cython":
+        from lstm_c import _lstm
+        return _lstm
+    if backend == "numpy":
+        from lstm_c import reference
+        return reference
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+class _Workspace:
+    """Engine buffers kept between calls while their shape stays the same."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self._buffers = {}
+
+    def get(self, key, shape):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, self.dtype)
+            self._buffers[key] = buf
+        return buf
+
+
+def _init_uniform(rng, shape, hidden_size, dtype):
+    # torch's default for nn.LSTM and nn.LSTMCell: U(-1/sqrt(H), 1/sqrt(H)).
+    k = 1.0 / np.sqrt(hidden_size)
+    return rng.uniform(-k, k, size=shape).astype(dtype)
+
+
+class _Recurrent:
+    """What LSTM and LSTMCell share: parameters, gradients, state dicts, modes."""
+
+    def _setup(self, input_size, hidden_size, bias, dtype, backend, seed):
+        # Harnesses build models as LSTM(I, H, L, np.float64), torch's dtype
+        # keyword given positionally; where bias holds a float dtype, it is one.
+        if check.is_float_dtype(bias):
+            bias, dtype = True, bias
+        self.input_size = check.positive_int("input_size", input_size)
+        self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        self.bias = check.flag("bias", bias)
+        self.dtype = check.float_dtype(dtype)
+        self._engine = _engine(backend)
+        self.backend = backend
+        if seed is not None and not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.seed = seed
+        init_seq, dropout_seq = np.random.SeedSequence(seed).spawn(2)
+        self._init_rng = np.random.default_rng(init_seq)
+        self._dropout_rng = np.random.default_rng(dropout_seq)
+        self._workspace = _Workspace(self.dtype)
+        self._params = {}
+        self.grads = {}
+        self._saved = None
+        self.training = True
+
+    def _add_param(self, name, shape):
+        self._params[name] = _init_uniform(self._init_rng, shape, self.hidden_size, self.dtype)
+        self.grads[name] = np.zeros(shape, self.dtype)
+
+    def parameters(self):
+        """Dict name -> array: the parameters themselves, for in-place updates."""
+        return self._params
+
+    def state_dict(self):
+        """Dict name -> a copy of each parameter, with torch's keys and shapes."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in from arrays or anything np.asarray takes (torch tensors too).
+
+        The keys must be exactly those of ``state_dict()``; shapes must match and
+        values be finite. Nothing is changed unless every entry is valid.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict: expected a mapping of name -> array, "
+                            f"got {type(state_dict).__name__}")
+        missing = sorted(set(self._params) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(self._params))
+        if missing or unexpected:
+            raise ValueError(f"state_dict keys do not match {type(self).__name__}: "
+                             f"missing {missing}, unexpected {unexpected}")
+        new = {}
+        for name, param in self._params.items():
+            arr = check.as_array(state_dict[name], f"state_dict[{name!r}]", self.dtype)
+            check.check_shape(f"state_dict[{name!r}]", arr, param.shape)
+            check.check_finite(f"state_dict[{name!r}]", arr)
+            new[name] = arr
+        for name, arr in new.items():
+            self._params[name][...] = arr
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def train(self, mode=True):
+        self.training = check.flag("mode", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _bias(self, suffix):
+        if not self.bias:
+            return np.zeros(4 * self.hidden_size, self.dtype)
+        return self._params["bias_ih" + suffix] + self._params["bias_hh" + suffix]
+
+    def _layer_forward(self, layer, x, h0, c0, grad):
+        """Run the engine over one layer. Returns (hs, cs, acts, tanh_c)."""
+        suffix = self._suffix(layer)
+        T, B, _ = x.shape
+        H = self.hidden_size
+        ws = self._workspace
+        # hs is returned to the user (y is hs[1:]), so it is new on every call;
+        # what only backward reads lives in workspaces reused between calls.
+        hs = np.empty((T + 1, B, H), self.dtype)
+        hs[0] = h0
+        if grad:
+            cs = ws.get(("cs", layer), (T + 1, B, H))
+            acts = ws.get(("acts", layer), (T, B, 4 * H))
+            tanh_c = ws.get(("tanh_c", layer), (T, B, H))
+        else:
+            # Separate scratch, so an inference call between forward and
+            # backward leaves the saved training state alone.
+            cs = np.empty((1, B, H), self.dtype)
+            acts = ws.get(("infer_acts", layer), (T, B, 4 * H))
+            tanh_c = np.empty((0, B, H), self.dtype)
+        cs[0] = c0
+        self._engine.forward_layer(
+            x=x, w_ih=self._params["weight_ih" + suffix], w_hh=self._params["weight_hh" + suffix],
+            bias=self._bias(suffix), hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad)
+        return hs, cs, acts, tanh_c
+
+    def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n):
+        """Backpropagate one layer; adds to the grads. Returns (dx, dh0, dc0)."""
+        suffix = self._suffix(layer)
+        hs, cs, acts, tanh_c = saved
+        T, B, I = x.shape
+        H = self.hidden_size
+        dx = np.empty((T, B, I), self.dtype)
+        dh0 = np.empty((B, H), self.dtype)
+        dc0 = np.empty((B, H), self.dtype)
+        db = np.zeros(4 * H, self.dtype)
+        self._engine.backward_layer(
+            x=x, w_ih=self._params["weight_ih" + suffix], w_hh=self._params["weight_hh" + suffix],
+            hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n,
+            dx=dx, dh0=dh0, dc0=dc0, dw_ih=self.grads["weight_ih" + suffix],
+            dw_hh=self.grads["weight_hh" + suffix], db=db,
+            dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)))
+        if self.bias:
+            self.grads["bias_ih" + suffix] += db
+            self.grads["bias_hh" + suffix] += db
+        return dx, dh0, dc0
+
+    def _state_pair(self, pair, name, shape, hint):
+        """Validate an (h, c) pair; each converted to `shape`."""
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name}: expected a pair (h, c) of arrays, got {type(pair).__name__}")
+        out = []
+        for label, value in zip("hc", pair):
+            arr = check.as_array(value, f"{name}[{'hc'.index(label)}] ({label})", self.dtype)
+            check.check_shape(f"{name} {label}", arr, shape, hint)
+            out.append(arr)
+        return out
+
+
+class LSTM(_Recurrent):
+    """A multi-layer LSTM with the API, parameters and numbers of ``torch.nn.LSTM``.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    num_layers : int, default 1
+    bias : bool, default True
+        Whether the layers have ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+    batch_first : bool, default False
+        Inputs and outputs are (B, T, feature) instead of (T, B, feature).
+    dropout : float, default 0.0
+        Dropout on the outputs of every layer but the last, in training mode.
+    dtype : {np.float32, np.float64}
+    backend : {"cython", "numpy"}
+        The compiled engine, or the NumPy reference.
+    seed : int or None
+        Seeds the initial weights and the dropout masks.
+
+    Examples
+    --------
+    >>> m = LSTM(10, 20, num_layers=2, seed=0)
+    >>> y, (h_n, c_n) = m(np.ones((5, 3, 10)))
+    >>> y.shape, h_n.shape
+    ((5, 3, 20), (2, 3, 20))
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, dtype=np.float32, backend="cython", seed=None):
+        self._setup(input_size, hidden_size, bias, dtype, backend, seed)
+        self.num_layers = check.positive_int("num_layers", num_layers)
+        self.batch_first = check.flag("batch_first", batch_first)
+        if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating)):
+            raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        H = self.hidden_size
+        for k in range(self.num_layers):
+            in_k = self.input_size if k == 0 else H
+            self._add_param(f"weight_ih_l{k}", (4 * H, in_k))
+            self._add_param(f"weight_hh_l{k}", (4 * H, H))
+            if self.bias:
+                self._add_param(f"bias_ih_l{k}", (4 * H,))
+                self._add_param(f"bias_hh_l{k}", (4 * H,))
+
+    @staticmethod
+    def _suffix(layer):
+        return f"_l{layer}"
+
+    def __repr__(self):
+        return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bias={self.bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
+                f"dtype={self.dtype.name}, backend={self.backend!r})")
+
+    def forward(self, x, hx=None, *, grad=True):
+        """Run the whole sequence.
+
+        Parameters
+        ----------
+        x : array of shape (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched
+        hx : pair (h0, c0) of arrays of shape (num_layers, B, H), or (num_layers, H)
+            unbatched; zeros when None.
+        grad : bool, default True
+            Keep what ``backward`` needs. False is the inference path: it stores
+            nothing and leaves the state of an earlier forward for backward alone.
+
+        Returns
+        -------
+        y : array of shape (T, B, H) (batch_first: (B, T, H); unbatched: (T, H))
+        (h_n, c_n) : arrays of shape (num_layers, B, H) (unbatched: (num_layers, H))
+        """
+        grad = check.flag("grad", grad)
+        x = check.as_array(x, "x", self.dtype)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x: expected a 3-D array (T, B, I) or (B, T, I) with batch_first, "
+                             f"or 2-D (T, I) unbatched, got {x.ndim}-D shape {x.shape}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        T, B, I = x.shape
+        if I != self.input_size:
+            raise ValueError(f"x: expected input size {self.input_size} in the last dimension, "
+                             f"got shape {x.shape}")
+        if T == 0 or B == 0:
+            raise ValueError(f"x: expected at least one step and one sequence, got T={T}, B={B}")
+        L, H = self.num_layers, self.hidden_size
+        if hx is None:
+            h0 = np.zeros((L, B, H), self.dtype)
+            c0 = np.zeros((L, B, H), self.dtype)
+        else:
+            shape = (L, H) if unbatched else (L, B, H)
+            h0, c0 = self._state_pair(hx, "hx", shape, " (num_layers, batch, hidden_size)"
+                                      if not unbatched else " (num_layers, hidden_size)")
+            h0, c0 = h0.reshape(L, B, H), c0.reshape(L, B, H)
+
+        saved = []
+        h_n = np.empty((L, B, H), self.dtype)
+        c_n = np.empty((L, B, H), self.dtype)
+        inp = x
+        for k in range(L):
+            hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad)
+            h_n[k] = hs[T]
+            c_n[k] = cs[-1]
+            y = hs[1:]
+            mask = None
+            if self.training and self.dropout > 0 and k < L - 1:
+                keep = self._dropout_rng.random((T, B, H)) >= self.dropout
+                mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+            saved.append((inp, (hs, cs, acts, tanh_c), mask))
+            inp = y if mask is None else y * mask
+        if grad:
+            self._saved = (saved, unbatched, B)
+
+        if unbatched:
+            return y[:, 0, :], (h_n[:, 0, :], c_n[:, 0, :])
+        if self.batch_first:
+            y = y.transpose(1, 0, 2)
+        return y, (h_n, c_n)
+
+    def backward(self, dy, dhx=None):
+        """Backpropagate through the last ``forward(..., grad=True)``.
+
+        Parameter gradients are added to ``self.grads``.
+
+        Parameters
+        ----------
+        dy : array shaped like that forward's y
+            dL/dy.
+        dhx : pair (dh_n, dc_n) shaped like (h_n, c_n), optional
+            dL/dh_n and dL/dc_n; zeros when None.
+
+        Returns
+        -------
+        dx : array shaped like x
+        (dh0, dc0) : arrays shaped like (h0, c0)
+        """
+        if self._saved is None:
+            raise ValueError("backward() needs a forward(x, grad=True) first; "
+                             "none has run since this model was made")
+        saved, unbatched, B = self._saved
+        T = saved[0][0].shape[0]
+        L, H = self.num_layers, self.hidden_size
+        y_shape = (T, H) if unbatched else ((B, T, H) if self.batch_first else (T, B, H))
+        dy = check.as_array(dy, "dy", self.dtype)
+        check.check_shape("dy", dy, y_shape, " (the shape of the last forward's y)")
+        if unbatched:
+            dy = dy[:, None, :]
+        elif self.batch_first:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        if dhx is None:
+            dh_n = np.zeros((L, B, H), self.dtype)
+            dc_n = np.zeros((L, B, H), self.dtype)
+        else:
+            shape = (L, H) if unbatched else (L, B, H)
+            dh_n, dc_n = self._state_pair(dhx, "dhx", shape, " (the shape of h_n, c_n)")
+            dh_n, dc_n = dh_n.reshape(L, B, H), dc_n.reshape(L, B, H)
+
+        dh0 = np.empty((L, B, H), self.dtype)
+        dc0 = np.empty((L, B, H), self.dtype)
+        d_out = dy
+        for k in range(L - 1, -1, -1):
+            inp, state, _ = saved[k]
+            d_in, dh0[k], dc0[k] = self._layer_backward(k, inp, state, d_out, dh_n[k], dc_n[k])
+            if k > 0:
+                mask = saved[k - 1][2]
+                d_out = d_in if mask is None else d_in * mask
+        dx = d_in
+        if unbatched:
+            return dx[:, 0, :], (dh0[:, 0, :], dc0[:, 0, :])
+        if self.batch_first:
+            dx = dx.transpose(1, 0, 2)
+        return dx, (dh0, dc0)
+
+
+class LSTMCell(_Recurrent):
+    """One LSTM step with the API and parameters of ``torch.nn.LSTMCell``.
+
+    Parameters ``weight_ih`` (4H, I), ``weight_hh`` (4H, H), ``bias_ih``,
+    ``bias_hh`` (4H,). ``cell(x, (h, c))`` returns the next ``(h, c)``;
+    ``cell.backward(dh, dc)`` returns ``dx, (dh_prev, dc_prev)`` and adds to
+    ``cell.grads``.
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32,
+                 backend="cython", seed=None):
+        self._setup(input_size, hidden_size, bias, dtype, backend, seed)
+        H = self.hidden_size
+        self._add_param("weight_ih", (4 * H, self.input_size))
+        self._add_param("weight_hh", (4 * H, H))
+        if self.bias:
+            self._add_param("bias_ih", (4 * H,))
+            self._add_param("bias_hh", (4 * H,))
+
+    @staticmethod
+    def _suffix(layer):
+        return ""
+
+    def __repr__(self):
+        return (f"LSTMCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "
+                f"dtype={self.dtype.name}, backend={self.backend!r})")
+
+    def forward(self, x, hx=None, *, grad=True):
+        """One step.
+
+        Parameters
+        ----------
+        x : array of shape (B, I), or (I,) unbatched
+        hx : pair (h, c) of arrays of shape (B, H) (unbatched: (H,)); zeros when None.
+        grad : bool, default True
+            Keep what ``backward`` needs.
+
+        Returns
+        -------
+        (h, c) : arrays of shape (B, H) (unbatched: (H,))
+        """
+        grad = check.flag("grad", grad)
+        x = check.as_array(x, "x", self.dtype)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"x: expected a 2-D array (B, I) or 1-D (I,) unbatched, "
+                             f"got {x.ndim}-D shape {x.shape}")
+        unbatched = x.ndim == 1
+        x = x.reshape(1, -1, self.input_size) if x.shape[-1] == self.input_size else x
+        if x.ndim != 3:
+            raise ValueError(f"x: expected input size {self.input_size} in the last dimension, "
+                             f"got shape {x.shape}")
+        B, H = x.shape[1], self.hidden_size
+        if B == 0:
+            raise ValueError("x: expected at least one row, got B=0")
+        if hx is None:
+            h = np.zeros((B, H), self.dtype)
+            c = np.zeros((B, H), self.dtype)
+        else:
+            h, c = self._state_pair(hx, "hx", (H,) if unbatched else (B, H),
+                                    "" if unbatched else " (batch, hidden_size)")
+        hs, cs, acts, tanh_c = self._layer_forward(0, x, h.reshape(B, H), c.reshape(B, H), grad)
+        if grad:
+            self._saved = (x, (hs, cs, acts, tanh_c), unbatched)
+        h1, c1 = hs[1, :, :], cs[-1].copy()
+        return (h1[0], c1[0]) if unbatched else (h1, c1)
+
+    def backward(self, dh, dc=None):
+        """Backpropagate the last ``forward(..., grad=True)``; adds to ``self.grads``.
+
+        Returns
+        -------
+        dx : array shaped like x
+        (dh_prev, dc_prev) : arrays shaped like the h and c given to forward
+        """
+        if self._saved is None:
+            raise ValueError("backward() needs a forward(x, grad=True) first; "
+                             "none has run since this cell was made")
+        x, state, unbatched = self._saved
+        B, H = x.shape[1], self.hidden_size
+        shape = (H,) if unbatched else (B, H)
+        dh = check.as_array(dh, "dh", self.dtype)
+        check.check_shape("dh", dh, shape, " (the shape of the last forward's h)")
+        if dc is None:
+            dc = np.zeros((B, H), self.dtype)
+        else:
+            dc = check.as_array(dc, "dc", self.dtype)
+            check.check_shape("dc", dc, shape, " (the shape of the last forward's c)")
+        dx, dh_prev, dc_prev = self._layer_backward(
+            0, x, state, dh.reshape(1, B, H), np.zeros((B, H), self.dtype), dc.reshape(B, H))
+        if unbatched:
+            return dx[0, 0], (dh_prev[0], dc_prev[0])
+        return dx[0], (dh_prev, dc_prev)

@@ -1,0 +1,158 @@
+"""NumPy reference for one LSTM layer: the math written plainly.
+
+This module is the oracle every kernel is tested against. Its functions have
+the same names, arguments and in/out semantics as the compiled engine
+``lstm_c._lstm`` (see ``notes/ENGINE_API.md``); it is chosen with
+``backend="numpy"``. It depends on NumPy only and can be imported on its own.
+
+Notation
+--------
+T : number of time steps
+B : batch size
+I : input size
+H : hidden size
+x_t : input at step t, array of shape (B, I)
+h_prev, c_prev : h_{t-1}, c_{t-1}, arrays of shape (B, H)
+h_t, c_t : hidden and cell state after step t
+gates : pre-activations, array of shape (B, 4H), gate order [i|f|g|o] as
+    in PyTorch (input, forget, cell candidate, output)
+
+Forward, per step::
+
+    gates = x_t W_ih^T + h_prev W_hh^T + bias                       # 1a, 1b
+    i, f, g, o = sig(gates_i), sig(gates_f), tanh(gates_g), sig(gates_o)  # 2
+    c_t = f * c_prev + i * g                                        # 3a
+    h_t = o * tanh(c_t)                                             # 3b
+
+Backward runs the same steps in reverse (labels with a prime: ``# 3b'`` ...).
+All arithmetic is done in the dtype of the inputs (float32 in, float32 math).
+"""
+
+import numpy as np
+
+__all__ = ["forward_layer", "backward_layer"]
+
+
+def _sigmoid(z):
+    # sig(z) = (1 + tanh(z/2)) / 2: never overflows, keeps the dtype of z.
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training):
+    """Run one LSTM layer over a whole sequence.
+
+    Parameters
+    ----------
+    x : array of shape (T, B, I)
+        Inputs. IN.
+    w_ih : array of shape (4H, I)
+        Input-to-hidden weights, torch layout, gate order [i|f|g|o]. IN.
+    w_hh : array of shape (4H, H)
+        Hidden-to-hidden weights. IN.
+    bias : array of shape (4H,)
+        ``b_ih + b_hh`` (zeros when the module has no bias). IN.
+    hs : array of shape (T + 1, B, H)
+        IN/OUT. ``hs[0]`` holds h0 on entry; on exit ``hs[t + 1] = h_t``,
+        so the layer output is ``hs[1:]``.
+    cs : array of shape (T + 1, B, H) if training, else (1, B, H)
+        IN/OUT. Training: ``cs[0]`` holds c0, on exit ``cs[t + 1] = c_t``.
+        Inference: holds c0 on entry and c_T on exit (updated in place).
+    acts : array of shape (T, B, 4H)
+        OUT. Training: activations [i|f|g|o] of every step. Inference:
+        scratch, contents unspecified on exit.
+    tanh_c : array of shape (T, B, H)
+        OUT. Training: ``tanh(c_t)`` of every step. Inference: not touched
+        (any shape, e.g. (0, B, H)).
+    training : bool
+        Keep everything ``backward_layer`` needs.
+
+    Returns
+    -------
+    None
+        Results are written into `hs`, `cs`, `acts` and `tanh_c`.
+    """
+    T = x.shape[0]
+    H = w_hh.shape[1]
+    for t in range(T):
+        h_prev = hs[t]
+        c_prev = cs[t] if training else cs[0]
+        gates = x[t] @ w_ih.T + bias                                    # 1a
+        gates += h_prev @ w_hh.T                                        # 1b
+        i = _sigmoid(gates[:, 0:H])                                     # 2
+        f = _sigmoid(gates[:, H:2 * H])
+        g = np.tanh(gates[:, 2 * H:3 * H])
+        o = _sigmoid(gates[:, 3 * H:4 * H])
+        acts[t] = np.concatenate((i, f, g, o), axis=1)
+        c_t = f * c_prev + i * g                                        # 3a
+        tc = np.tanh(c_t)
+        hs[t + 1] = o * tc                                              # 3b
+        if training:
+            cs[t + 1] = c_t
+            tanh_c[t] = tc
+        else:
+            cs[0] = c_t
+
+
+def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
+                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates):
+    """Backpropagate through one LSTM layer over a whole sequence.
+
+    Parameters
+    ----------
+    x, w_ih, w_hh, hs, cs, acts, tanh_c : arrays
+        IN, as left by ``forward_layer(..., training=True)``; shapes
+        (T, B, I), (4H, I), (4H, H), (T + 1, B, H), (T + 1, B, H),
+        (T, B, 4H), (T, B, H).
+    dy : array of shape (T, B, H)
+        dL/dy_t for every step, from outside the layer. IN.
+    dh_n : array of shape (B, H)
+        dL/dh_T from outside (zeros when not given). IN.
+    dc_n : array of shape (B, H)
+        dL/dc_T from outside. IN.
+    dx : array of shape (T, B, I)
+        OUT, overwritten.
+    dh0 : array of shape (B, H)
+        OUT, overwritten.
+    dc0 : array of shape (B, H)
+        OUT, overwritten.
+    dw_ih : array of shape (4H, I)
+        IN/OUT, the gradient is added (+=).
+    dw_hh : array of shape (4H, H)
+        IN/OUT, the gradient is added (+=).
+    db : array of shape (4H,)
+        IN/OUT, the gradient is added (+=); it is the gradient of both
+        ``b_ih`` and ``b_hh``.
+    dgates : array of shape (T, B, 4H)
+        Scratch; on exit dL/d(pre-activation gates) of every step.
+
+    Returns
+    -------
+    None
+        Results are written into the OUT and IN/OUT arrays.
+    """
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    dh_next = dh_n.copy()
+    dc_next = dc_n.copy()
+    for t in range(T - 1, -1, -1):
+        i = acts[t, :, 0:H]
+        f = acts[t, :, H:2 * H]
+        g = acts[t, :, 2 * H:3 * H]
+        o = acts[t, :, 3 * H:4 * H]
+        tc = tanh_c[t]
+        c_prev = cs[t]
+        dh = dy[t] + dh_next
+        dc_total = dc_next + dh * o * (1 - tc * tc)                     # 3b'
+        dgates[t, :, 0:H] = dc_total * g * i * (1 - i)                  # 2'
+        dgates[t, :, H:2 * H] = dc_total * c_prev * f * (1 - f)
+        dgates[t, :, 2 * H:3 * H] = dc_total * i * (1 - g * g)
+        dgates[t, :, 3 * H:4 * H] = dh * tc * o * (1 - o)
+        dc_next = dc_total * f                                          # 3a'
+        dh_next = dgates[t] @ w_hh                                      # 1b'
+    dh0[...] = dh_next
+    dc0[...] = dc_next
+    dG = dgates.reshape(T * B, 4 * H)                                   # 1a'
+    dx[...] = (dG @ w_ih).reshape(T, B, I)
+    dw_ih += dG.T @ x.reshape(T * B, I)
+    dw_hh += dG.T @ hs[:T].reshape(T * B, H)
+    db += dG.sum(axis=0)

@@ -1,0 +1,32 @@
+"""Build the compiled engine. Package metadata lives in pyproject.toml.
+
+LSTM_C_DEBUG_CYTHON=1 turns bounds checks and wraparound back on, for chasing
+a memory bug; release builds run without them.
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("LSTM_C_DEBUG_CYTHON", "0") == "1"
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        "lstm_c._lstm",
+        ["src/lstm_c/_lstm.pyx"],
+        extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+        define_macros=[("LSTM_C_DEBUG", "1" if DEBUG else "0")],
+    ),
+]
+
+# include_path: the .pxd helpers are cimported as lstm_c._blas, lstm_c._gates.
+setup(ext_modules=cythonize(extensions, include_path=["src"], compiler_directives=DIRECTIVES))
