@@ -24,17 +24,25 @@ def flag(name, value):
 
 
 def float_dtype(value):
-    """Return np.dtype for float32 or float64 given anything np.dtype takes (or a torch dtype)."""
+    """Return np.dtype for float32 or float64 given anything np.dtype takes (or a torch dtype).
+
+    None means float32, torch's default (not NumPy's float64).
+    """
+    if value is None:
+        return FLOAT_DTYPES[0]
     try:
         dt = np.dtype(str(value).replace("torch.", "") if type(value).__module__ == "torch" else value)
     except TypeError:
         dt = None
-    if dt not in FLOAT_DTYPES:
+    # `dt in FLOAT_DTYPES` would be wrong for None: np.dtype("float64") == None is True.
+    if dt is None or not any(dt == f for f in FLOAT_DTYPES):
         raise TypeError(f"dtype must be float32 or float64, got {value!r}")
     return dt
 
 
 def is_float_dtype(value):
+    if value is None:
+        return False
     try:
         float_dtype(value)
     except TypeError:

@@ -249,8 +249,10 @@ class LSTM(_Recurrent):
         hx : pair (h0, c0) of arrays of shape (num_layers, B, H), or (num_layers, H)
             unbatched; zeros when None.
         grad : bool, default True
-            Keep what ``backward`` needs. False is the inference path: it stores
-            nothing and leaves the state of an earlier forward for backward alone.
+            Keep what ``backward`` needs; y is then read-only, since backward
+            reads it (``y.copy()`` to change it). False is the inference path:
+            it stores nothing and leaves the state of an earlier forward for
+            backward alone.
 
         Returns
         -------
@@ -258,7 +260,10 @@ class LSTM(_Recurrent):
         (h_n, c_n) : arrays of shape (num_layers, B, H) (unbatched: (num_layers, H))
         """
         grad = check.flag("grad", grad)
+        x_in = x
         x = check.as_array(x, "x", self.dtype)
+        if grad and x is x_in:
+            x = x.copy()  # backward reads x: a later in-place change must not reach it
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected a 3-D array (T, B, I) or (B, T, I) with batch_first, "
                              f"or 2-D (T, I) unbatched, got {x.ndim}-D shape {x.shape}")
@@ -300,6 +305,7 @@ class LSTM(_Recurrent):
             inp = y if mask is None else y * mask
         if grad:
             self._saved = (saved, unbatched, B)
+            y.flags.writeable = False  # y is the state backward reads; copy it to change it
 
         if unbatched:
             return y[:, 0, :], (h_n[:, 0, :], c_n[:, 0, :])
@@ -404,7 +410,10 @@ class LSTMCell(_Recurrent):
         (h, c) : arrays of shape (B, H) (unbatched: (H,))
         """
         grad = check.flag("grad", grad)
+        x_in = x
         x = check.as_array(x, "x", self.dtype)
+        if grad and x is x_in:
+            x = x.copy()  # backward reads x: a later in-place change must not reach it
         if x.ndim not in (1, 2):
             raise ValueError(f"x: expected a 2-D array (B, I) or 1-D (I,) unbatched, "
                              f"got {x.ndim}-D shape {x.shape}")
