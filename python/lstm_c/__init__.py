@@ -8,6 +8,7 @@ reference instead, the oracle the engine is tested against.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from lstm_c._threads import get_num_threads, set_num_threads
 from lstm_c.layers import LSTM, LSTMCell
 
 try:
@@ -15,4 +16,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["LSTM", "LSTMCell", "__version__"]
+__all__ = ["LSTM", "LSTMCell", "get_num_threads", "set_num_threads", "__version__"]

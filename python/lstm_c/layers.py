@@ -8,21 +8,20 @@ reusable workspaces, and makes one engine call per layer: the compiled engine
 the same functions and signatures.
 """
 
+import contextlib
+
 import numpy as np
 
+from lstm_c import _lstm, _threads, reference
 from lstm_c import _validate as check
 
-BACKENDS = ("cython", "numpy")
+BACKENDS = {"cython": _lstm, "numpy": reference}
 
 
 def _engine(backend):
-    if backend == "cython":
-        from lstm_c import _lstm
-        return _lstm
-    if backend == "numpy":
-        from lstm_c import reference
-        return reference
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {tuple(BACKENDS)}, got {backend!r}")
+    return BACKENDS[backend]
 
 
 class _Workspace:
@@ -60,6 +59,8 @@ class _Recurrent:
         self.dtype = check.float_dtype(dtype)
         self._engine = _engine(backend)
         self.backend = backend
+        # The reference runs NumPy's own BLAS, whose threads are the caller's business.
+        self._threads = _threads.engine_threads if backend == "cython" else contextlib.nullcontext
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         self.seed = seed
@@ -147,9 +148,11 @@ class _Recurrent:
             acts = ws.get(("infer_acts", layer), (T, B, 4 * H))
             tanh_c = np.empty((0, B, H), self.dtype)
         cs[0] = c0
-        self._engine.forward_layer(
-            x=x, w_ih=self._params["weight_ih" + suffix], w_hh=self._params["weight_hh" + suffix],
-            bias=self._bias(suffix), hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad)
+        with self._threads():
+            self._engine.forward_layer(
+                x=x, w_ih=self._params["weight_ih" + suffix],
+                w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
+                hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad)
         return hs, cs, acts, tanh_c
 
     def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n):
@@ -162,12 +165,13 @@ class _Recurrent:
         dh0 = np.empty((B, H), self.dtype)
         dc0 = np.empty((B, H), self.dtype)
         db = np.zeros(4 * H, self.dtype)
-        self._engine.backward_layer(
-            x=x, w_ih=self._params["weight_ih" + suffix], w_hh=self._params["weight_hh" + suffix],
-            hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n,
-            dx=dx, dh0=dh0, dc0=dc0, dw_ih=self.grads["weight_ih" + suffix],
-            dw_hh=self.grads["weight_hh" + suffix], db=db,
-            dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)))
+        with self._threads():
+            self._engine.backward_layer(
+                x=x, w_ih=self._params["weight_ih" + suffix],
+                w_hh=self._params["weight_hh" + suffix], hs=hs, cs=cs, acts=acts,
+                tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n, dx=dx, dh0=dh0, dc0=dc0,
+                dw_ih=self.grads["weight_ih" + suffix], dw_hh=self.grads["weight_hh" + suffix],
+                db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)))
         if self.bias:
             self.grads["bias_ih" + suffix] += db
             self.grads["bias_hh" + suffix] += db
