@@ -23,6 +23,7 @@ extensions = [
     Extension(
         "lstm_c._lstm",
         ["src/lstm_c/_lstm.pyx"],
+        include_dirs=["src/lstm_c"],  # _gates.h
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         define_macros=[("LSTM_C_DEBUG", "1" if DEBUG else "0")],
     ),

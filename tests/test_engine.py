@@ -155,6 +155,44 @@ def test_forward_inference_matches_reference(shape, dtype, record_error):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [30.0, 1e4, 1e30])
+def test_saturated_gates_stay_finite_and_match_reference(scale, dtype, record_error):
+    # float32 runs its own exp (_gates.h), clamped so that it never overflows:
+    # pre-activations far past the sigmoid's and tanh's range must saturate
+    # cleanly, forward and backward, with no inf or NaN.
+    p, u = _make_case(7, 6, 3, 4, 5, dtype)
+    p["x"] = (p["x"] * dtype(scale)).astype(dtype)
+    with np.errstate(all="ignore"):  # the reference itself may warn on 1e30 * w
+        want = _forward(ref, p)
+        want_b = _backward(ref, p, u, want)
+    got = _forward(_lstm, p)
+    got_b = _backward(_lstm, p, u, got)
+    for k in ("hs", "cs", "acts"):
+        assert np.isfinite(got[k]).all(), k
+    for k in BACKWARD_OUT:
+        if np.isfinite(want_b[k]).all():
+            assert np.isfinite(got_b[k]).all(), k
+    acts = got["acts"]
+    assert acts.min() >= -1 and acts.max() <= 1
+    for k in ("hs", "cs"):
+        err = record_error("engine vs reference, saturated", dtype, got[k], want[k],
+                           f"scale {scale:g} {k}")
+        assert err <= TOL[dtype], f"{k}: relative error {err:.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_in_the_input_gives_nan_out_not_garbage(dtype):
+    p, _ = _make_case(8, 3, 2, 3, 4, dtype)
+    p["x"] = p["x"].copy()
+    p["x"][1, 0, 2] = np.nan
+    got = _forward(_lstm, p, training=False)
+    hs = got["hs"]
+    assert np.isfinite(hs[1]).all()          # before the NaN
+    assert np.isnan(hs[2:, 0]).all()         # the NaN row, from its step on
+    assert np.isfinite(hs[2:, 1]).all()      # the other sequence is untouched
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_inference_does_not_touch_a_full_size_tanh_c(dtype):
     p, _ = _make_case(2, 4, 3, 2, 5, dtype)
     args = _forward_args(p, training=False)

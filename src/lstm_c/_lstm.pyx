@@ -13,12 +13,17 @@ The time loop runs without the GIL and without Python objects. Per layer:
   gives dx, dW_ih and dW_hh over all T*B rows, and one reduction gives db
   (# 1a').
 
-The per-step products run *feature-major*: h_prev is kept transposed as
-hT (H, B), so W_hh @ hT is a column-major NN gemm, the fastest OpenBLAS form
-at small B, and a gemv at B = 1 (OpenBLAS's gemm with a unit dimension is
-several times slower). The fused passes read the row-major (B, 4H) gate rows
-and write both layouts. The only allocation is a small (B, 5H) scratch per
-call, outside the loop; every large buffer is passed in by the caller.
+The gate math runs in C kernels over contiguous (B, 4H) gate rows
+(_gates.h: vectorised, with AVX-512 / AVX2 / baseline copies picked at run
+time). The input projection writes the bias and x @ W_ih^T into those rows.
+The forward recurrent product runs *feature-major*: h_prev is kept transposed
+as hT (H, B), so W_hh @ hT is a column-major NN gemm, the fastest OpenBLAS form
+at small B; its (4H, B) result is added into the rows by a blocked transpose.
+At B = 1 both per-step products are gemv calls (OpenBLAS's gemm with a unit
+dimension is several times slower) and need no transposes. The backward
+per-step product is a plain row-major gemm (measured no slower than the
+feature-major form). The only allocation is a small (B, 5H) scratch per call,
+outside the loop; every large buffer is passed in by the caller.
 
 Notation
 --------
@@ -34,7 +39,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from lstm_c._blas cimport gemm, gemv
-from lstm_c._gates cimport sigmoid, tanh_
+from lstm_c._gates cimport backward_rows, forward_rows
 
 cdef extern from *:
     """
@@ -142,6 +147,28 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         free(scratch)
 
 
+# Transposes run in blocks of 16 source rows, so that both sides stay in L1:
+# a plain loop strides the destination by a power of two (4H floats) and
+# thrashes one cache set.
+
+cdef inline void _transpose(int rows, int cols, const floating* src, floating* dst) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols)^T."""
+    cdef Py_ssize_t r0, r, c
+    for r0 in range(0, rows, 16):
+        for c in range(cols):
+            for r in range(r0, min(r0 + 16, rows)):
+                dst[c * rows + r] = src[r * cols + c]
+
+
+cdef inline void _add_transposed(int rows, int cols, const floating* src, floating* dst) noexcept nogil:
+    """dst (cols, rows) += src (rows, cols)^T."""
+    cdef Py_ssize_t r0, r, c
+    for r0 in range(0, rows, 16):
+        for c in range(cols):
+            for r in range(r0, min(r0 + 16, rows)):
+                dst[c * rows + r] += src[r * cols + c]
+
+
 cdef void _forward(int T, int B, int I, int H,
                    const floating* x, const floating* w_ih, const floating* w_hh,
                    const floating* bias, floating* hs, floating* cs,
@@ -151,61 +178,40 @@ cdef void _forward(int T, int B, int I, int H,
     # nothing per step is kept beyond h.
     cdef int G = 4 * H
     cdef int TB = T * B
-    cdef bint training = tanh_c != NULL
-    cdef Py_ssize_t t, b, j, k
+    cdef Py_ssize_t t, n
     cdef floating* a
-    cdef floating* c_prev
-    cdef floating* c_t
+    cdef floating* c
     cdef floating* h_t
-    cdef floating* tc
-    cdef floating gi, gf, gg, go, ct, th
 
-    # 1a: input projection of every step at once: acts (T*B, 4H) = x @ w_ih^T
+    # 1a: input projection of every step at once, bias included:
+    #     acts (T*B, 4H) = bias + x @ w_ih^T
+    for n in range(TB):
+        memcpy(acts + n * G, bias, G * sizeof(floating))
     if TB == 1:
-        gemv(False, G, I, 1, w_ih, I, x, 0, acts)
+        gemv(False, G, I, 1, w_ih, I, x, 1, acts)
     else:
-        gemm(False, True, TB, G, I, 1, x, I, w_ih, I, 0, acts, G)
+        gemm(False, True, TB, G, I, 1, x, I, w_ih, I, 1, acts, G)
 
-    for b in range(B):
-        for j in range(H):
-            hT[j * B + b] = hs[b * H + j]
-
+    if B > 1:
+        _transpose(B, H, hs, hT)
     for t in range(T):
-        # 1b: recurrent product, feature-major: rT (4H, B) = w_hh @ hT
+        a = acts + t * B * G
+        # 1b: recurrent product added to the gate rows. B = 1: a gemv straight
+        # from h_prev; else feature-major, rT (4H, B) = w_hh @ hT, then added.
         if B == 1:
-            gemv(False, G, H, 1, w_hh, H, hT, 0, rT)
+            gemv(False, G, H, 1, w_hh, H, hs + t * H, 1, a)
         else:
             gemm(False, False, G, B, H, 1, w_hh, H, hT, B, 0, rT, B)
-
-        a = acts + t * B * G
+            _add_transposed(G, B, rT, a)
         h_t = hs + (t + 1) * B * H
-        if training:
-            c_prev = cs + t * B * H
-            c_t = c_prev + B * H
-            tc = tanh_c + t * B * H
+        if tanh_c != NULL:
+            c = cs + (t + 1) * B * H
+            memcpy(c, c - B * H, B * H * sizeof(floating))
+            forward_rows(B, H, a, c, h_t, tanh_c + t * B * H)
         else:
-            c_prev = cs
-            c_t = cs
-        for b in range(B):
-            for j in range(H):
-                k = b * G + j
-                # 2: activations of the four gates
-                gi = sigmoid(a[k] + rT[j * B + b] + bias[j])
-                gf = sigmoid(a[k + H] + rT[(H + j) * B + b] + bias[H + j])
-                gg = tanh_(a[k + 2 * H] + rT[(2 * H + j) * B + b] + bias[2 * H + j])
-                go = sigmoid(a[k + 3 * H] + rT[(3 * H + j) * B + b] + bias[3 * H + j])
-                # 3a: cell update; 3b: hidden state
-                ct = gf * c_prev[b * H + j] + gi * gg
-                th = tanh_(ct)
-                c_t[b * H + j] = ct
-                h_t[b * H + j] = go * th
-                hT[j * B + b] = go * th
-                if training:
-                    a[k] = gi
-                    a[k + H] = gf
-                    a[k + 2 * H] = gg
-                    a[k + 3 * H] = go
-                    tc[b * H + j] = th
+            forward_rows(B, H, a, cs, h_t, <floating*>NULL)
+        if B > 1:
+            _transpose(B, H, h_t, hT)
 
 
 # ----------------------------------------------------------------- backward
@@ -268,15 +274,14 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     _expect("db", db.shape, (4 * H,))
     _expect("dgates", dgates.shape, (T, B, 4 * H))
 
-    cdef floating* scratch = _scratch(5 * H * B, dx[0, 0, 0])
+    cdef floating* scratch = _scratch(H * B, dx[0, 0, 0])
     try:
         with nogil:
             _backward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                       &w_hh[0, 0], &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
                       &tanh_c[0, 0, 0], &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
-                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0],
-                      scratch, scratch + 4 * H * B)
+                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], scratch)
     finally:
         free(scratch)
 
@@ -288,65 +293,30 @@ cdef void _backward(int T, int B, int I, int H,
                     const floating* dh_n, const floating* dc_n,
                     floating* dx, floating* dh0, floating* dc0,
                     floating* dw_ih, floating* dw_hh, floating* db,
-                    floating* dgates, floating* dgT, floating* dhT) noexcept nogil:
-    # dhT (H, B) carries dL/dh_prev feature-major between steps; dc0 doubles
-    # as the running dL/dc, updated in place from dc_n down to dc0.
+                    floating* dgates, floating* dh) noexcept nogil:
+    # dh (B, H) carries dL/dh between steps; dc0 doubles as the running
+    # dL/dc, updated in place from dc_n down to dc0.
     cdef int G = 4 * H
     cdef int TB = T * B
-    cdef Py_ssize_t t, b, j, k, n
-    cdef const floating* a
-    cdef const floating* tc
-    cdef const floating* c_prev
+    cdef Py_ssize_t t, k, n
     cdef const floating* dyt
     cdef floating* dg
-    cdef floating gi, gf, gg, go, th, dh, dct, d_i, d_f, d_g, d_o
 
     memcpy(dc0, dc_n, B * H * sizeof(floating))
-    for b in range(B):
-        for j in range(H):
-            dhT[j * B + b] = dh_n[b * H + j]
-
+    memcpy(dh, dh_n, B * H * sizeof(floating))
     for t in range(T - 1, -1, -1):
-        a = acts + t * B * G
-        dg = dgates + t * B * G
-        tc = tanh_c + t * B * H
-        c_prev = cs + t * B * H
         dyt = dy + t * B * H
-        for b in range(B):
-            for j in range(H):
-                k = b * G + j
-                gi = a[k]
-                gf = a[k + H]
-                gg = a[k + 2 * H]
-                go = a[k + 3 * H]
-                th = tc[b * H + j]
-                dh = dyt[b * H + j] + dhT[j * B + b]
-                # 3b': through h_t = o * tanh(c_t)
-                dct = dc0[b * H + j] + dh * go * (1 - th * th)
-                d_o = dh * th * go * (1 - go)
-                # 3a': through c_t = f * c_prev + i * g
-                dc0[b * H + j] = dct * gf
-                # 2': through the activations, to the pre-activation gates
-                d_i = dct * gg * gi * (1 - gi)
-                d_f = dct * c_prev[b * H + j] * gf * (1 - gf)
-                d_g = dct * gi * (1 - gg * gg)
-                dg[k] = d_i
-                dg[k + H] = d_f
-                dg[k + 2 * H] = d_g
-                dg[k + 3 * H] = d_o
-                dgT[j * B + b] = d_i
-                dgT[(H + j) * B + b] = d_f
-                dgT[(2 * H + j) * B + b] = d_g
-                dgT[(3 * H + j) * B + b] = d_o
-        # 1b': dh_prev, feature-major: dhT (H, B) = w_hh^T @ dgT
+        for n in range(B * H):
+            dh[n] += dyt[n]
+        dg = dgates + t * B * G
+        backward_rows(B, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
+                      dh, dc0, dg)
+        # 1b': dh_prev (B, H) = dg (B, 4H) @ w_hh
         if B == 1:
-            gemv(True, G, H, 1, w_hh, H, dgT, 0, dhT)
+            gemv(True, G, H, 1, w_hh, H, dg, 0, dh)
         else:
-            gemm(True, False, H, B, G, 1, w_hh, H, dgT, B, 0, dhT, B)
-
-    for b in range(B):
-        for j in range(H):
-            dh0[b * H + j] = dhT[j * B + b]
+            gemm(False, False, B, H, G, 1, dg, G, w_hh, H, 0, dh, H)
+    memcpy(dh0, dh, B * H * sizeof(floating))
 
     # 1a': one GEMM each over all T*B rows, then the bias reduction
     if TB == 1:
