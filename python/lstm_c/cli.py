@@ -63,7 +63,7 @@ def _engine():
     out["build"] = {} if build is None else dict(build)
     debug = out["build"].get("debug")
     # setup.py appends -O3 (release) or -O0 -g (LSTM_C_DEBUG_CYTHON=1) to Python's CFLAGS
-    extra = "" if debug is None else " -O0 -g" if debug else " -O3"
+    extra = "" if debug is None else (" -O0 -g" if debug else " -O3") + " -ffp-contract=off"
     out["cflags"] = (sysconfig.get_config_var("CFLAGS") or "") + extra
     return out
 
