@@ -58,7 +58,9 @@ def _engine():
         from lstm_c import _lstm
     except Exception as e:
         return {"importable": False, "error": f"{type(e).__name__}: {e}"}
-    out = {"importable": True, "path": getattr(_lstm, "__file__", None)}
+    import lstm_c
+    out = {"importable": True, "path": getattr(_lstm, "__file__", None),
+           "threads": lstm_c.get_num_threads()}
     build = getattr(_lstm, "BUILD_INFO", None)
     out["build"] = {} if build is None else dict(build)
     debug = out["build"].get("debug")
@@ -149,6 +151,8 @@ def format_info(info):
         lines.append(f"engine: NOT importable: {eng['error']}")
     else:
         lines.append(f"engine: {eng['path']}")
+        lines.append(f"engine threads: {eng['threads']} (its BLAS runs at this count during "
+                     f"lstm-c's calls; lstm_c.set_num_threads(n) changes it)")
         b = {k: v for k, v in eng["build"].items() if k != "dtypes"}
         lines.append("build: " + (", ".join(f"{k} {v}" for k, v in b.items()) or
                                   "not recorded by the engine"))

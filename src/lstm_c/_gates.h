@@ -18,8 +18,19 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
 #define LSTMC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* The copy the loader picks on this CPU, for `lstm-c info`. */
+static const char *lstmc_kernel_isa(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return "x86-64-v3 (AVX2, FMA)";
+    return "x86-64 baseline (SSE2)";
+}
 #else
 #define LSTMC_CLONES
+static const char *lstmc_kernel_isa(void) { return "portable C (one copy)"; }
 #endif
 
 /* exp(x) for float32 (Cephes expf): x = n ln2 + r with |r| <= ln2/2, exp(r)

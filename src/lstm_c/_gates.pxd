@@ -6,6 +6,7 @@ from cython cimport floating
 
 
 cdef extern from "_gates.h" nogil:
+    const char* kernel_isa "lstmc_kernel_isa"() noexcept
     void forward_rows_f32 "lstmc_forward_rows_f32"(
         int B, int H, float* acts, float* c, float* h, float* tanh_c) noexcept
     void forward_rows_f64 "lstmc_forward_rows_f64"(

@@ -39,7 +39,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from lstm_c._blas cimport gemm, gemv
-from lstm_c._gates cimport backward_rows, forward_rows
+from lstm_c._gates cimport backward_rows, forward_rows, kernel_isa
 
 cdef extern from *:
     """
@@ -59,6 +59,7 @@ BUILD_INFO = {
     "debug": bool(LSTM_C_DEBUG),
     "compiler": LSTM_C_CC.decode("utf-8", "replace"),
     "dtypes": ("float32", "float64"),
+    "gate kernels": kernel_isa().decode("ascii"),
 }
 
 
