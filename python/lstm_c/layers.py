@@ -122,6 +122,13 @@ class _Recurrent:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def _as_input(self, x, grad):
+        """x converted once to the model's dtype; private when backward will read it."""
+        converted = check.as_array(x, "x", self.dtype)
+        if grad and converted is x:
+            converted = converted.copy()  # a later in-place change must not reach backward
+        return converted
+
     def _bias(self, suffix):
         if not self.bias:
             return np.zeros(4 * self.hidden_size, self.dtype)
@@ -264,10 +271,7 @@ class LSTM(_Recurrent):
         (h_n, c_n) : arrays of shape (num_layers, B, H) (unbatched: (num_layers, H))
         """
         grad = check.flag("grad", grad)
-        x_in = x
-        x = check.as_array(x, "x", self.dtype)
-        if grad and x is x_in:
-            x = x.copy()  # backward reads x: a later in-place change must not reach it
+        x = self._as_input(x, grad)
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected a 3-D array (T, B, I) or (B, T, I) with batch_first, "
                              f"or 2-D (T, I) unbatched, got {x.ndim}-D shape {x.shape}")
@@ -414,10 +418,7 @@ class LSTMCell(_Recurrent):
         (h, c) : arrays of shape (B, H) (unbatched: (H,))
         """
         grad = check.flag("grad", grad)
-        x_in = x
-        x = check.as_array(x, "x", self.dtype)
-        if grad and x is x_in:
-            x = x.copy()  # backward reads x: a later in-place change must not reach it
+        x = self._as_input(x, grad)
         if x.ndim not in (1, 2):
             raise ValueError(f"x: expected a 2-D array (B, I) or 1-D (I,) unbatched, "
                              f"got {x.ndim}-D shape {x.shape}")

@@ -84,6 +84,16 @@ cdef int _blas_int(Py_ssize_t n, str what) except -1:
     return <int>n
 
 
+cdef int _check_sizes(Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
+                      Py_ssize_t* w_ih_shape, Py_ssize_t* w_hh_shape) except -1:
+    _blas_int(T * B, "T*B")
+    _blas_int(I, "input size I")
+    _blas_int(4 * H, "4 * hidden size")
+    _expect("w_ih", w_ih_shape, (4 * H, I))
+    _expect("w_hh", w_hh_shape, (4 * H, H))
+    return 0
+
+
 cdef floating* _scratch(Py_ssize_t n, floating dummy) except NULL:
     cdef floating* p = <floating*>malloc(n * sizeof(floating))
     if p == NULL:
@@ -124,11 +134,7 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         Store what backward_layer needs.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
-    _blas_int(T * B, "T*B")
-    _blas_int(I, "input size I")
-    _blas_int(4 * H, "4 * hidden size")
-    _expect("w_ih", w_ih.shape, (4 * H, I))
-    _expect("w_hh", w_hh.shape, (4 * H, H))
+    _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
     _expect("bias", bias.shape, (4 * H,))
     _expect("hs", hs.shape, (T + 1, B, H))
     _expect("cs", cs.shape, (T + 1 if training else 1, B, H))
@@ -255,11 +261,7 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
         On exit, dL/d(gate pre-activations) of every step.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
-    _blas_int(T * B, "T*B")
-    _blas_int(I, "input size I")
-    _blas_int(4 * H, "4 * hidden size")
-    _expect("w_ih", w_ih.shape, (4 * H, I))
-    _expect("w_hh", w_hh.shape, (4 * H, H))
+    _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
     _expect("hs", hs.shape, (T + 1, B, H))
     _expect("cs", cs.shape, (T + 1, B, H))
     _expect("acts", acts.shape, (T, B, 4 * H))
