@@ -108,6 +108,17 @@ class _Recurrent:
         for name, arr in new.items():
             self._params[name][...] = arr
 
+    def rng_state(self):
+        """The dropout generator's state (JSON-able), to resume a training run exactly."""
+        return self._dropout_rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        """Restore a state from ``rng_state()``."""
+        try:
+            self._dropout_rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"rng state: not a state of this generator ({e})") from None
+
     def zero_grad(self):
         for g in self.grads.values():
             g.fill(0)

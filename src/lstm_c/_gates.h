@@ -16,6 +16,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Every helper must be inlined into the kernels: a helper left out of line is
+ * compiled for the baseline ISA only, and the AVX copies would call it. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LSTMC_INLINE static inline __attribute__((always_inline))
+#else
+#define LSTMC_INLINE static inline
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
 #define LSTMC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 /* The copy the loader picks on this CPU, for `lstm-c info`. */
@@ -37,7 +45,7 @@ static const char *lstmc_kernel_isa(void) { return "portable C (one copy)"; }
  * by a degree-6 polynomial, 2^n built in the exponent bits. Relative error
  * below 1e-7 on [-87, 88]; the input is clamped there so the result stays a
  * normal float (exp(-87) ~ 1.6e-38, exp(88) ~ 1.7e38); NaN stays NaN. */
-static inline float lstmc_expf(float x)
+LSTMC_INLINE float lstmc_expf(float x)
 {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
@@ -62,7 +70,7 @@ static inline float lstmc_expf(float x)
  * (Q(r^2) - r P(r^2)). Relative error below 4e-16 on [-708, 709], where the
  * input is clamped. n is read from the bits of x / ln2 + 1.5 * 2^52, so no
  * double -> int64 conversion is needed (AVX2 has none). */
-static inline double lstmc_exp(double x)
+LSTMC_INLINE double lstmc_exp(double x)
 {
     x = x < -708.0 ? -708.0 : x;
     x = x > 709.0 ? 709.0 : x;
@@ -90,7 +98,7 @@ static inline double lstmc_exp(double x)
  * small |x| takes Cephes' odd polynomial (float) or rational (double) instead;
  * both branches are computed and one selected, which keeps the loop vectorisable.
  * Relative error: float below 3e-7, double below 5e-16. */
-static inline float lstmc_tanhf(float x)
+LSTMC_INLINE float lstmc_tanhf(float x)
 {
     float ax = x < 0 ? -x : x;
     float z = x * x;
@@ -101,7 +109,7 @@ static inline float lstmc_tanhf(float x)
     return ax < 0.625f ? small : big;
 }
 
-static inline double lstmc_tanh(double x)
+LSTMC_INLINE double lstmc_tanh(double x)
 {
     double ax = x < 0 ? -x : x;
     double z = x * x;
@@ -114,8 +122,8 @@ static inline double lstmc_tanh(double x)
     return ax < 0.625 ? small : big;
 }
 
-static inline float lstmc_sigmoidf(float x) { return 1.0f / (1.0f + lstmc_expf(-x)); }
-static inline double lstmc_sigmoid(double x) { return 1.0 / (1.0 + lstmc_exp(-x)); }
+LSTMC_INLINE float lstmc_sigmoidf(float x) { return 1.0f / (1.0f + lstmc_expf(-x)); }
+LSTMC_INLINE double lstmc_sigmoid(double x) { return 1.0 / (1.0 + lstmc_exp(-x)); }
 
 /* Indices are long: under -fwrapv (Python's CFLAGS) int offsets such as H + j
  * may wrap, and the compiler then cannot prove the accesses contiguous. */
@@ -128,7 +136,7 @@ static inline double lstmc_sigmoid(double x) { return 1.0 / (1.0 + lstmc_exp(-x)
  * The row function takes `store` as a constant from each call site, so each
  * inlined copy is a loop without branches, which the compiler vectorises. */
 #define LSTMC_FORWARD_ROWS(NAME, T, SIGMOID, TANH)                                   \
-static inline void NAME##_row(const long H, T *restrict a, T *restrict c,             \
+LSTMC_INLINE void NAME##_row(const long H, T *restrict a, T *restrict c,             \
                               T *restrict h, T *restrict tanh_c, const int store)     \
 {                                                                                     \
     for (long j = 0; j < H; j++) {                                                    \
