@@ -1,0 +1,424 @@
+"""CharLM: a character language model (embedding -> LSTM stack -> linear -> softmax).
+
+The LSTM stack is ``lstm_c.LSTM``; everything around it is NumPy, written so
+that it never dominates a training step: one GEMM for the output layer over
+all T*B rows, one for its weight gradient, one for the gradient flowing back
+into the LSTM, a single ``exp`` pass for the softmax, float32 throughout when
+the model is float32, and the embedding gradient as a sorted segment sum
+(``np.add.reduceat``) rather than a scatter-add.
+
+Notation
+--------
+T : steps per batch (truncated-BPTT length)
+B : batch size
+N : T * B, the rows of the output layer
+V : vocabulary size
+E : embedding size
+H : hidden size
+L : number of LSTM layers
+
+Forward::
+
+    e = embed.weight[x]                       (T, B, E)     # 1
+    y, (h_n, c_n) = lstm(e, (h0, c0))         (T, B, H)     # 2
+    z = y W_head^T + b_head                   (N, V)        # 3
+    loss = mean_n [logsumexp(z_n) - z_n[y_n]]               # 4
+
+Backward (truncated BPTT: the carried state is a constant, so nothing flows
+into h0, c0 and nothing comes back from h_n, c_n)::
+
+    dz = (softmax(z) - onehot(y)) / N                       # 4'
+    dW_head += dz^T y,  db_head += sum_n dz,  dy = dz W_head # 3'
+    de = lstm.backward(dy)                                  # 2'
+    d embed.weight[v] += sum of de over the positions with x == v   # 1'
+"""
+
+import contextlib
+
+import numpy as np
+
+from lstm_c import _threads
+from lstm_c import _validate as check
+from lstm_c.layers import BACKENDS, LSTM
+
+__all__ = ["CharLM", "BITS_PER_NAT"]
+
+BITS_PER_NAT = 1.0 / np.log(2.0)
+"""Multiply a loss in nats per character by this to get bits per character."""
+
+
+def _ids(value, name, vocab_size, ndim, hint):
+    """Integer ids as an intp array of `ndim` dims, every id in [0, vocab_size). Always a copy."""
+    arr = check.to_numpy(value, name)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array of symbol ids, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array {hint}, "
+                         f"got {arr.ndim}-D shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected at least one id, got shape {arr.shape}")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{name}: ids must be in [0, {vocab_size}) (vocab_size {vocab_size}), "
+                         f"got {int(bad)}")
+    return arr.astype(np.intp)  # a private copy: the caller may reuse its array
+
+
+class CharLM:
+    """A character-level language model: embedding, LSTM stack, linear head, softmax.
+
+    Parameters
+    ----------
+    vocab_size : int
+        V, the number of symbols.
+    hidden_size : int, default 256
+        H, the LSTM's hidden size.
+    num_layers : int, default 2
+        L, the number of stacked LSTM layers.
+    embed_size : int, default 64
+        E, the width of the embedding.
+    dropout : float in [0, 1), default 0.0
+        Dropout between LSTM layers in training mode (the LSTM's own; it has no
+        effect when ``num_layers == 1``). There is no dropout on the embedding
+        or on the last layer's output.
+    dtype : {np.float32, np.float64}, default np.float32
+    seed : int or None
+        Seeds the initial weights and the dropout masks.
+    backend : {"cython", "numpy"}, default "cython"
+        The LSTM engine: compiled, or the NumPy reference.
+
+    Attributes
+    ----------
+    lstm : lstm_c.LSTM
+    grads : dict name -> array
+        Same keys and shapes as ``parameters()``; ``backward`` adds to them.
+    training : bool
+
+    Notes
+    -----
+    Initialisation follows torch: ``embed.weight`` ~ N(0, 1) (``nn.Embedding``),
+    the LSTM and ``head`` ~ U(-1/sqrt(H), 1/sqrt(H)) (``nn.LSTM``, ``nn.Linear``).
+    Parameter names are torch's, so a state dict loads into ``nn.Embedding`` +
+    ``nn.LSTM`` + ``nn.Linear`` modules named ``embed``, ``lstm``, ``head``.
+
+    Examples
+    --------
+    >>> m = CharLM(vocab_size=65, hidden_size=128, seed=0)
+    >>> x = np.zeros((50, 32), np.int32); y = np.ones((50, 32), np.int32)
+    >>> loss, state = m.forward(x, y)   # mean nats per character
+    >>> m.backward()
+    >>> loss, state = m.forward(x, y, state)   # carry the state (truncated BPTT)
+    """
+
+    def __init__(self, vocab_size, hidden_size=256, num_layers=2, embed_size=64, dropout=0.0,
+                 dtype=np.float32, seed=None, backend="cython"):
+        self.vocab_size = check.positive_int("vocab_size", vocab_size)
+        self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        self.num_layers = check.positive_int("num_layers", num_layers)
+        self.embed_size = check.positive_int("embed_size", embed_size)
+        self.dtype = check.float_dtype(dtype)
+        if seed is not None and (isinstance(seed, (bool, np.bool_))
+                                 or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
+        # The LSTM checks dropout and backend and names them in its messages.
+        self.lstm = LSTM(self.embed_size, self.hidden_size, self.num_layers, dropout=dropout,
+                         dtype=self.dtype, backend=backend, seed=self.seed)
+        self.dropout = self.lstm.dropout
+        self.backend = backend
+        self._engine = BACKENDS[backend]
+        self._threads = _threads.engine_threads if backend == "cython" else contextlib.nullcontext
+
+        # The LSTM uses children 0 and 1 of SeedSequence(seed); these are 2 and 3.
+        embed_seq, head_seq = np.random.SeedSequence(self.seed).spawn(4)[2:]
+        V, E, H = self.vocab_size, self.embed_size, self.hidden_size
+        k = 1.0 / np.sqrt(H)
+        head_rng = np.random.default_rng(head_seq)
+        self._params = {"embed.weight": np.random.default_rng(embed_seq)
+                        .standard_normal((V, E)).astype(self.dtype)}
+        for name, p in self.lstm.parameters().items():
+            self._params["lstm." + name] = p
+        self._params["head.weight"] = head_rng.uniform(-k, k, (V, H)).astype(self.dtype)
+        self._params["head.bias"] = head_rng.uniform(-k, k, V).astype(self.dtype)
+        self.grads = {}
+        for name, p in self._params.items():
+            if name.startswith("lstm."):
+                self.grads[name] = self.lstm.grads[name[len("lstm."):]]
+            else:
+                self.grads[name] = np.zeros_like(p)
+        self.training = True
+        self._saved = None
+        self._buffers = {}  # key -> scratch array, kept while its shape repeats
+        self._step_bufs = None  # (B, dict of arrays) for step()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def __repr__(self):
+        return (f"CharLM(vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, embed_size={self.embed_size}, "
+                f"dropout={self.dropout}, dtype={self.dtype.name}, backend={self.backend!r})")
+
+    def config(self):
+        """Everything needed to rebuild this model: ``CharLM(**m.config())``.
+
+        Returns
+        -------
+        dict
+            JSON-able: ints, a float, strings and None.
+        """
+        return {"vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "embed_size": self.embed_size,
+                "dropout": self.dropout, "dtype": self.dtype.name, "seed": self.seed,
+                "backend": self.backend}
+
+    def parameters(self):
+        """Dict name -> array: the parameters themselves (optimizers update them in place).
+
+        Keys: ``embed.weight`` (V, E); ``lstm.weight_ih_l{k}`` (4H, E or H),
+        ``lstm.weight_hh_l{k}`` (4H, H), ``lstm.bias_ih_l{k}``, ``lstm.bias_hh_l{k}``
+        (4H,) for k < L; ``head.weight`` (V, H); ``head.bias`` (V,).
+        """
+        return self._params
+
+    def state_dict(self):
+        """Dict name -> a copy of each parameter (keys as ``parameters()``)."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in from arrays (or anything np.asarray takes, torch tensors too).
+
+        The keys must be exactly those of ``state_dict()``, the shapes equal and
+        the values finite. Nothing changes unless every entry is valid.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict: expected a mapping of name -> array, "
+                            f"got {type(state_dict).__name__}")
+        missing = sorted(set(self._params) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(self._params))
+        if missing or unexpected:
+            raise ValueError(f"state_dict keys do not match CharLM: "
+                             f"missing {missing}, unexpected {unexpected}")
+        new = {}
+        for name, param in self._params.items():
+            arr = check.as_array(state_dict[name], f"state_dict[{name!r}]", self.dtype)
+            check.check_shape(f"state_dict[{name!r}]", arr, param.shape)
+            check.check_finite(f"state_dict[{name!r}]", arr)
+            new[name] = arr
+        for name, arr in new.items():
+            self._params[name][...] = arr
+
+    def zero_grad(self):
+        """Set every gradient to zero (in place)."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def train(self, mode=True):
+        """Training mode (dropout on) or, with ``mode=False``, evaluation mode. Returns self."""
+        self.training = check.flag("mode", mode)
+        self.lstm.train(self.training)
+        return self
+
+    def eval(self):
+        """Evaluation mode: no dropout. Returns self."""
+        return self.train(False)
+
+    def init_state(self, batch_size):
+        """The zero state (h, c), each an array of shape (L, batch_size, H)."""
+        B = check.positive_int("batch_size", batch_size)
+        shape = (self.num_layers, B, self.hidden_size)
+        return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+
+    def _buffer(self, key, shape):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, self.dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def _state(self, state, B):
+        """Validate a carried state (h, c); returns arrays of shape (L, B, H), maybe not copies."""
+        shape = (self.num_layers, B, self.hidden_size)
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"state: expected a pair (h, c) of arrays of shape {shape}, "
+                            f"got {type(state).__name__}")
+        out = []
+        for i, label in enumerate("hc"):
+            arr = check.as_array(state[i], f"state[{i}] ({label})", self.dtype)
+            check.check_shape(f"state {label}", arr, shape, " (num_layers, batch, hidden_size)")
+            out.append(arr)
+        return out
+
+    # ------------------------------------------------------------------ training path
+
+    def forward(self, x, y, state=None, grad=True):
+        """Mean cross-entropy of predicting `y` from `x`, and the state to carry on.
+
+        Parameters
+        ----------
+        x : int array of shape (T, B)
+            Input ids in [0, V).
+        y : int array of shape (T, B)
+            Target ids in [0, V) (for char-rnn batches, x shifted by one).
+        state : pair (h0, c0) of arrays of shape (L, B, H), optional
+            The state carried from the previous batch; zeros when None. It is
+            treated as a constant: ``backward`` stops there (truncated BPTT).
+        grad : bool, default True
+            Keep what ``backward`` needs. False is the evaluation path; it
+            leaves the saved state of an earlier ``forward(grad=True)`` alone.
+
+        Returns
+        -------
+        loss : float
+            Mean cross-entropy over the T*B predictions, in nats per character
+            (times ``BITS_PER_NAT`` for bits).
+        state : pair (h_n, c_n) of arrays of shape (L, B, H)
+            New arrays the caller owns, to pass as the next batch's `state`.
+        """
+        grad = check.flag("grad", grad)
+        x = _ids(x, "x", self.vocab_size, 2, "(T, B) of ids")
+        y = _ids(y, "y", self.vocab_size, 2, "(T, B) of ids")
+        if y.shape != x.shape:
+            raise ValueError(f"y: expected the shape of x {x.shape} (T, B), got {y.shape}")
+        T, B = x.shape
+        N, V = T * B, self.vocab_size
+        hx = None if state is None else self._state(state, B)
+
+        emb = np.take(self._params["embed.weight"], x, axis=0)                 # 1
+        out, (h_n, c_n) = self.lstm.forward(emb, hx, grad=grad)               # 2
+        Y = out.reshape(N, self.hidden_size)
+        # z is reused between calls; an evaluation forward gets its own, so the
+        # dz that backward reads survives it.
+        z = self._buffer("z" if grad else "z_eval", (N, V))
+        np.dot(Y, self._params["head.weight"].T, out=z)                       # 3
+        z += self._params["head.bias"]
+        rows = np.arange(N)
+        z -= z.max(axis=1, keepdims=True)                                      # 4: stable
+        picked = z[rows, y.ravel()]             # z_n[y_n] - max_n
+        np.exp(z, out=z)                        # the one exp pass
+        s = z.sum(axis=1)                       # sum_v exp(z_nv - max_n)
+        loss = (np.log(s).sum(dtype=np.float64) - picked.sum(dtype=np.float64)) / N
+        if grad:
+            # dz = (softmax - onehot) / N, in place                            # 4'
+            np.reciprocal(s, out=s)
+            s *= 1.0 / N
+            z *= s[:, None]
+            z[rows, y.ravel()] -= 1.0 / N
+            self._saved = (x, Y, z)
+        return float(loss), (h_n.copy(), c_n.copy())
+
+    def backward(self):
+        """Add the gradients of the last ``forward(grad=True)``'s loss to ``self.grads``.
+
+        The carried state is a constant (truncated BPTT); ``dropout`` masks are
+        those of that forward.
+        """
+        if self._saved is None:
+            raise ValueError("backward() needs a forward(x, y, grad=True) first; "
+                             "none has run since this model was made")
+        x, Y, dz = self._saved
+        T, B = x.shape
+        N, V, H, E = T * B, self.vocab_size, self.hidden_size, self.embed_size
+        W = self._params["head.weight"]
+        dW = self._buffer("dW_head", (V, H))
+        np.dot(dz.T, Y, out=dW)                                                # 3'
+        self.grads["head.weight"] += dW
+        self.grads["head.bias"] += dz.sum(axis=0)
+        dy = self._buffer("dy", (T, B, H))
+        np.dot(dz, W, out=dy.reshape(N, H))
+        de, _ = self.lstm.backward(dy)                                         # 2'
+        # 1': segment sums of de over equal ids (sorted), one row update per
+        # distinct id; ~5x faster than np.add.at and exact for repeated ids.
+        ids = x.ravel()
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        sums = np.add.reduceat(de.reshape(N, E)[order], starts, axis=0)
+        self.grads["embed.weight"][sorted_ids[starts]] += sums
+
+    # ------------------------------------------------------------------ inference path
+
+    def logits(self, x, state=None):
+        """The next-symbol logits after every position of `x` (inference, nothing saved).
+
+        Parameters
+        ----------
+        x : int array of shape (T, B)
+            Input ids in [0, V).
+        state : pair (h0, c0) of arrays of shape (L, B, H), optional
+            Zeros when None.
+
+        Returns
+        -------
+        logits : array of shape (T, B, V)
+            Unnormalised log-probabilities; ``logits[t]`` predicts ``x[t + 1]``.
+        state : pair (h_n, c_n) of arrays of shape (L, B, H)
+        """
+        x = _ids(x, "x", self.vocab_size, 2, "(T, B) of ids")
+        T, B = x.shape
+        hx = None if state is None else self._state(state, B)
+        emb = np.take(self._params["embed.weight"], x, axis=0)
+        out, (h_n, c_n) = self.lstm.forward(emb, hx, grad=False)
+        z = np.dot(out.reshape(T * B, self.hidden_size), self._params["head.weight"].T)
+        z += self._params["head.bias"]
+        return z.reshape(T, B, self.vocab_size), (h_n.copy(), c_n.copy())
+
+    def _step_buffers(self, B):
+        """Scratch for step() at batch size B, made once and kept while B repeats."""
+        if self._step_bufs is not None and self._step_bufs[0] == B:
+            return self._step_bufs[1]
+        L, H, E = self.num_layers, self.hidden_size, self.embed_size
+        bufs = {
+            "x": np.empty((1, B, E), self.dtype),
+            "hs": [np.empty((2, B, H), self.dtype) for _ in range(L)],
+            "acts": [np.empty((1, B, 4 * H), self.dtype) for _ in range(L)],
+            "bias": np.empty((L, 4 * H), self.dtype),
+            "tanh_c": np.empty((0, B, H), self.dtype),
+        }
+        self._step_bufs = (B, bufs)
+        return bufs
+
+    def step(self, ids, state):
+        """One step of inference, the fast path for sampling.
+
+        Runs the engine directly, one call per layer, over buffers kept between
+        calls; no dropout, whatever the mode, and nothing saved for backward.
+
+        Parameters
+        ----------
+        ids : int array of shape (B,)
+            The current symbol of each sequence.
+        state : pair (h, c) of arrays of shape (L, B, H)
+            From ``init_state(B)``, ``forward`` or a previous ``step``; not modified.
+
+        Returns
+        -------
+        logits : array of shape (B, V)
+            Unnormalised log-probabilities of the next symbol.
+        state : pair (h, c) of arrays of shape (L, B, H)
+            New arrays the caller owns.
+        """
+        ids = _ids(ids, "ids", self.vocab_size, 1, "(B,) of ids")
+        B = ids.shape[0]
+        h0, c0 = self._state(state, B)
+        bufs = self._step_buffers(B)
+        p = self._params
+        L = self.num_layers
+        inp = bufs["x"]
+        np.take(p["embed.weight"], ids, axis=0, out=inp[0], mode="clip")  # ids checked
+        h_n = np.empty_like(h0)
+        c_n = c0.copy()  # the engine updates c in place (inference: cs is (1, B, H))
+        with self._threads():
+            for k in range(L):
+                hs, bias = bufs["hs"][k], bufs["bias"][k]
+                hs[0] = h0[k]
+                np.add(p[f"lstm.bias_ih_l{k}"], p[f"lstm.bias_hh_l{k}"], out=bias)
+                self._engine.forward_layer(
+                    x=inp, w_ih=p[f"lstm.weight_ih_l{k}"], w_hh=p[f"lstm.weight_hh_l{k}"],
+                    bias=bias, hs=hs, cs=c_n[k:k + 1], acts=bufs["acts"][k],
+                    tanh_c=bufs["tanh_c"], training=False)
+                inp = hs[1:]
+                h_n[k] = hs[1]
+        logits = np.dot(h_n[L - 1], p["head.weight"].T)
+        logits += p["head.bias"]
+        return logits, (h_n, c_n)
