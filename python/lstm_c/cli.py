@@ -189,9 +189,174 @@ def _add_bench(sub):
     p.set_defaults(func=bench.run)
 
 
+# --------------------------------------------------------------------------- char-LM
+
+def _user_errors(func):
+    """Bad files, options or checkpoints surface from the library as ValueError: one line, exit 2."""
+    def run(args):
+        from lstm_c.train import TrainingDiverged
+        try:
+            return func(args)
+        except (ValueError, OSError) as e:
+            raise UsageError(str(e)) from None
+        except TrainingDiverged as e:
+            print(f"{PROG} {args.command}: stopped: {e}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _duration(text):
+    """Seconds from '90', '90s', '10m' or '2h'."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 90, 90s, 10m or 2h, "
+                                         f"got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
+    return value
+
+
+def _split(text):
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected three fractions like 0.9,0.05,0.05, "
+                                         f"got {text!r}")
+    return parts
+
+
+def _train(args):
+    from lstm_c.train import TrainConfig, train
+    if args.resume is None and args.file is None:
+        raise UsageError("give the text FILE to train on (or --resume RUN)")
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in {f for f in TrainConfig.__dataclass_fields__} and v is not None}
+    if args.resume is not None:
+        run_dir = args.resume
+        cfg = TrainConfig(**{k: v for k, v in overrides.items()
+                             if k in ("epochs", "max_steps", "time_budget")})
+    else:
+        run_dir = args.run or os.path.join("runs", os.path.splitext(os.path.basename(args.file))[0])
+        cfg = TrainConfig(**overrides)
+        if cfg.epochs is None and cfg.max_steps is None and cfg.time_budget is None:
+            cfg.time_budget = 600.0
+    summary = train(args.file, run_dir, cfg, resume=args.resume is not None,
+                    progress=not args.no_progress)
+    print(f"{summary['stopped']}: {summary['steps']} steps, {summary['elapsed_s']:.0f} s, "
+          f"{summary['chars_per_s']:,.0f} chars/s; best validation "
+          f"{summary['best_val_bpc']:.3f} bits/char; run saved in {run_dir}")
+    return 0
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a character-level language model on a text file",
+                       description="Train a char-LM (embedding, LSTM stack, softmax) on FILE, "
+                                   "read as bytes by default. Checkpoints: RUN/last, RUN/best.")
+    p.add_argument("file", nargs="?", help="the text to train on")
+    p.add_argument("--run", help="run directory (default runs/<file name>)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN exactly")
+    g = p.add_argument_group("model")
+    g.add_argument("--layers", dest="num_layers", type=int)
+    g.add_argument("--hidden", dest="hidden_size", type=int)
+    g.add_argument("--embed", dest="embed_size", type=int)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--dtype", choices=DTYPES)
+    g = p.add_argument_group("data")
+    g.add_argument("--vocab", choices=("bytes", "chars"))
+    g.add_argument("--split", type=_split, help="train,val,test fractions (default 0.9,0.05,0.05)")
+    g.add_argument("--seq-len", dest="seq_len", type=int, help="BPTT length T (default 100)")
+    g.add_argument("--batch", dest="batch_size", type=int, help="streams B (default 64)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=("adam", "rmsprop", "sgd"))
+    g.add_argument("--lr", type=float)
+    g.add_argument("--lr-decay", dest="lr_decay", type=float)
+    g.add_argument("--lr-decay-start", dest="lr_decay_start", type=int)
+    g.add_argument("--weight-decay", dest="weight_decay", type=float)
+    g.add_argument("--clip", type=float, help="max global gradient norm (0: off)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--threads", type=int)
+    g = p.add_argument_group("when to stop (default: 10 minutes)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--max-steps", dest="max_steps", type=int)
+    g.add_argument("--time", dest="time_budget", type=_duration,
+                   help="training time of the whole run, e.g. 600, 10m, 1h")
+    g.add_argument("--eval-every", dest="eval_every", type=int)
+    g.add_argument("--eval-chars", dest="eval_chars", type=int)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_user_errors(_train))
+
+
+def _sample(args):
+    from lstm_c.sample import sample_text
+    from lstm_c.train import load_model
+    model, vocab, _ = load_model(args.run, args.checkpoint)
+    if args.prime:
+        sys.stdout.write(args.prime)
+    sample_text(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
+                top_k=args.top_k, top_p=args.top_p, seed=args.seed, stream=sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _add_sample(sub):
+    p = sub.add_parser("sample", help="generate text from a trained run",
+                       description="Generate text from RUN, streamed as it is made.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--checkpoint", default="best", help="best (default) or last")
+    p.add_argument("--length", type=int, default=500)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", dest="top_k", type=int)
+    p.add_argument("--top-p", dest="top_p", type=float)
+    p.add_argument("--prime", default="", help="text to start from")
+    p.add_argument("--seed", type=int, help="same seed, same text")
+    p.set_defaults(func=_user_errors(_sample))
+
+
+def _eval(args):
+    from lstm_c.data import Corpus
+    from lstm_c.model import BITS_PER_NAT
+    from lstm_c.train import evaluate, load_model
+    model, vocab, meta = load_model(args.run, args.checkpoint)
+    corpus = Corpus.open(args.file, vocab=vocab, split=(1.0, 0.0, 0.0))
+    cfg = meta["train_config"]
+    nats, n = evaluate(model, corpus.train, cfg["batch_size"], cfg["seq_len"])
+    print(f"{args.file}: {nats:.4f} nats/char, {nats * BITS_PER_NAT:.4f} bits/char "
+          f"({n:,} characters)")
+    return 0
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="cross-entropy of a text under a trained run",
+                       description="Cross-entropy of FILE under RUN in nats and bits per char.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("file", help="the text to score")
+    p.add_argument("--checkpoint", default="best", help="best (default) or last")
+    p.set_defaults(func=_user_errors(_eval))
+
+
+def _demo(args):
+    from lstm_c.demo import run_demo
+    run_demo(args.run, seconds=args.time, progress=not args.no_progress)
+    return 0
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="train on Python's own source for 2 minutes, then sample",
+                       description="Train a small model on the Python standard library's "
+                                   "source (nothing is downloaded), then print a sample.")
+    p.add_argument("--run", default="lstm-c-demo", help="run directory (default lstm-c-demo)")
+    p.add_argument("--time", type=_duration, default=120.0, help="training time (default 2m)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_user_errors(_demo))
+
+
 # --------------------------------------------------------------------------- main
 
-_COMMANDS = (_add_info, _add_bench)
+_COMMANDS = (_add_demo, _add_train, _add_sample, _add_eval, _add_info, _add_bench)
 
 
 def build_parser():

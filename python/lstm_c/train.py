@@ -1,0 +1,357 @@
+"""Train a character-level language model: the loop behind `lstm-c train` and `lstm-c demo`.
+
+A run is a directory. ``RUN/last`` is written at every evaluation, at the end,
+on Ctrl-C and on a stop for time; ``RUN/best`` whenever the validation loss
+improves (checkpoint.py writes both atomically). A checkpoint holds everything
+the next step depends on: weights, optimizer state, the data position, the
+hidden state carried between batches and the dropout generator. So
+``train(..., resume=True)`` continues exactly: a run stopped at step k and
+resumed ends with the same weights, bit for bit, as one that never stopped
+(at the same thread count, which fixes the BLAS summation order).
+"""
+
+import dataclasses
+import math
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from lstm_c import _threads, checkpoint, data, optim
+from lstm_c import _validate as check
+from lstm_c.model import BITS_PER_NAT, CharLM
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyperparameters of a run; saved with it, so a resume needs none of them again."""
+
+    vocab: str = "bytes"                # "bytes" (as char-rnn) or "chars" (Unicode code points)
+    split: tuple = (0.90, 0.05, 0.05)   # train / validation / test, contiguous
+    num_layers: int = 2
+    hidden_size: int = 256
+    embed_size: int = 64
+    dropout: float = 0.0
+    seq_len: int = 100                  # T: truncated-BPTT length
+    batch_size: int = 64                # B: contiguous streams
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    lr_decay: float = 1.0               # multiply lr by this every epoch from lr_decay_start on
+    lr_decay_start: int = 10
+    weight_decay: float = 0.0
+    clip: float = 5.0                   # max global gradient norm; 0 turns clipping off
+    epochs: int = None                  # stop after this many epochs ...
+    max_steps: int = None               # ... or steps ...
+    time_budget: float = None           # ... or seconds of training, whichever comes first
+    eval_every: int = 200               # steps between validations (and saves of RUN/last)
+    eval_chars: int = 200_000           # validate on at most this many characters
+    seed: int = 0
+    dtype: str = "float32"
+    threads: int = 1
+
+    def to_json(self):
+        d = dataclasses.asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_json(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"train config: unknown keys {unknown}")
+        d = dict(d)
+        if "split" in d:
+            d["split"] = tuple(d["split"])
+        return cls(**d)
+
+    def check(self):
+        """Refuse impossible settings before any work starts."""
+        for name in ("num_layers", "hidden_size", "embed_size", "seq_len", "batch_size",
+                     "eval_every", "eval_chars", "threads", "lr_decay_start"):
+            if name == "lr_decay_start":
+                if int(self.lr_decay_start) < 0:
+                    raise ValueError(f"lr_decay_start must be >= 0, got {self.lr_decay_start}")
+                continue
+            check.positive_int(name, getattr(self, name))
+        for name in ("epochs", "max_steps"):
+            if getattr(self, name) is not None:
+                check.positive_int(name, getattr(self, name))
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not self.clip >= 0:
+            raise ValueError(f"clip must be >= 0, got {self.clip}")
+        if self.epochs is None and self.max_steps is None and self.time_budget is None:
+            raise ValueError("say when to stop: epochs, max_steps or time_budget")
+        check.float_dtype(self.dtype)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient became NaN or inf."""
+
+
+def evaluate(model, source, batch_size=64, seq_len=100, max_chars=None):
+    """Mean cross-entropy of `source` under `model`, in nats per character.
+
+    The text is cut into `batch_size` contiguous streams, each read in chunks
+    of `seq_len` with the hidden state carried, so nearly every character is
+    predicted with its full context (at most batch_size - 1 at the end are left
+    out). Returns (nats_per_char, characters_scored).
+    """
+    source = source if isinstance(source, data.Source) else data.Source(np.asarray(source))
+    n = len(source) - 1
+    if max_chars is not None:
+        n = min(n, int(max_chars))
+    if n < 1:
+        raise ValueError("evaluate: the text needs at least two characters")
+    B = min(batch_size, n)
+    L = n // B
+    starts = np.arange(B) * L
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        state = model.init_state(B)
+        for t0 in range(0, L, seq_len):
+            T = min(seq_len, L - t0)
+            ids = source.take(starts[None, :] + t0 + np.arange(T + 1)[:, None])
+            loss, state = model.forward(ids[:-1], ids[1:], state, grad=False)
+            total += loss * T * B
+            count += T * B
+    finally:
+        model.train(was_training)
+    return total / count, count
+
+
+def _lr_at(cfg, epoch):
+    return cfg.lr * cfg.lr_decay ** max(0, epoch - cfg.lr_decay_start + 1)
+
+
+def _arrays(model, opt, state):
+    arrays = {"model:" + k: v for k, v in model.parameters().items()}
+    arrays.update({"optim:" + k: v for k, v in opt.state_dict()["arrays"].items()})
+    arrays["state:h"], arrays["state:c"] = state
+    return arrays
+
+
+def _unpack(arrays, prefix):
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+class _Run:
+    """One training run: the model, its optimizer, the data and where they are."""
+
+    def __init__(self, data_path, run_dir, cfg, resume, log):
+        self.run_dir, self.log = run_dir, log
+        saved = None
+        if resume:
+            arrays, meta = checkpoint.load(run_dir, "last")
+            if meta.get("kind") != "lstm-c char-lm run":
+                raise ValueError(f"{run_dir}/last: not a char-LM training checkpoint")
+            saved_cfg = TrainConfig.from_json(meta["train_config"])
+            # Only the stopping rules may change on resume; everything else is the run's own.
+            for name in ("epochs", "max_steps", "time_budget"):
+                if getattr(cfg, name) is not None:
+                    setattr(saved_cfg, name, getattr(cfg, name))
+            cfg = saved_cfg
+            data_path = data_path or meta["data_path"]
+            saved = (arrays, meta)
+        cfg.check()
+        self.cfg, self.data_path = cfg, data_path
+        vocab = data.Vocab.from_json(saved[1]["vocab"]) if saved else cfg.vocab
+        self.corpus = data.Corpus.open(data_path, vocab=vocab, split=cfg.split)
+        self.model = CharLM(self.corpus.vocab.size, hidden_size=cfg.hidden_size,
+                            num_layers=cfg.num_layers, embed_size=cfg.embed_size,
+                            dropout=cfg.dropout, dtype=cfg.dtype, seed=cfg.seed)
+        self.opt = optim.make_optimizer(cfg.optimizer, self.model.parameters(), lr=cfg.lr,
+                                        weight_decay=cfg.weight_decay)
+        self.batches = data.Batches(self.corpus.train, cfg.batch_size, cfg.seq_len)
+        self.state = self.model.init_state(cfg.batch_size)
+        self.step, self.elapsed, self.best_val, self.history = 0, 0.0, math.inf, []
+        if saved:
+            self._restore(*saved)
+
+    def _restore(self, arrays, meta):
+        self.model.load_state_dict(_unpack(arrays, "model:"))
+        opt_state = dict(meta["optim"])
+        opt_state["arrays"] = _unpack(arrays, "optim:")
+        self.opt.load_state_dict(opt_state)
+        self.batches.load_state_dict(meta["batches"])
+        self.state = (arrays["state:h"], arrays["state:c"])
+        self.model.lstm.set_rng_state(meta["rng"])
+        self.step, self.elapsed = meta["step"], meta["elapsed"]
+        self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
+        self.history = meta["history"]
+
+    def save(self, name):
+        opt_state = self.opt.state_dict()
+        meta = {"kind": "lstm-c char-lm run", "data_path": str(self.data_path),
+                "train_config": self.cfg.to_json(), "model_config": self.model.config(),
+                "vocab": self.corpus.vocab.to_json(), "step": self.step,
+                "elapsed": self.elapsed, "batches": self.batches.state_dict(),
+                "rng": self.model.lstm.rng_state(),
+                "optim": {k: v for k, v in opt_state.items() if k != "arrays"},
+                "best_val": None if math.isinf(self.best_val) else self.best_val,
+                "history": self.history}
+        arrays = _arrays(self.model, self.opt, self.state)
+        checkpoint.save(self.run_dir, name, arrays, meta)
+
+    def done(self):
+        c = self.cfg
+        return ((c.max_steps is not None and self.step >= c.max_steps)
+                or (c.epochs is not None and self.batches.epoch >= c.epochs)
+                or (c.time_budget is not None and self.elapsed >= c.time_budget))
+
+    def train_step(self):
+        cfg, model = self.cfg, self.model
+        if self.batches.position == 0:  # a new epoch: the streams start over
+            self.state = model.init_state(cfg.batch_size)
+        self.opt.lr = _lr_at(cfg, self.batches.epoch)
+        x, y = self.batches.next_batch()
+        loss, state = model.forward(x, y, self.state)
+        model.zero_grad()
+        model.backward()
+        norm = optim.clip_grad_norm(model.grads, cfg.clip) if cfg.clip > 0 else 0.0
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            raise TrainingDiverged(
+                f"the {'loss' if not math.isfinite(loss) else 'gradient norm'} became "
+                f"{loss if not math.isfinite(loss) else norm} at step {self.step + 1}; "
+                f"the last good checkpoint ({self.run_dir}/last) is intact. "
+                f"Try a lower learning rate (--lr) or gradient clipping (--clip).")
+        self.opt.step(model.grads)
+        self.state = state
+        self.step += 1
+        return loss
+
+    def validate(self):
+        nats, _ = evaluate(self.model, self.corpus.val, self.cfg.batch_size, self.cfg.seq_len,
+                           self.cfg.eval_chars)
+        return nats
+
+
+def train(data_path, run_dir, cfg=None, *, resume=False, progress=True, log=None,
+          _after_step=None):
+    """Train (or, with resume=True, continue) a run; returns a summary dict.
+
+    Parameters
+    ----------
+    data_path : str or None
+        The text file. On resume, None means the file the run was trained on.
+    run_dir : str
+        Where the checkpoints go (RUN/last, RUN/best).
+    cfg : TrainConfig
+        On resume only its stopping rules (epochs, max_steps, time_budget) are used.
+    progress : bool
+        Show a progress bar (tqdm) with loss, bits/char, chars/s and ETA.
+    _after_step : callable(run) or None
+        Test hook, called after every step.
+    """
+    from tqdm import tqdm
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    run = _Run(data_path, run_dir, cfg or TrainConfig(), resume, log)
+    cfg = run.cfg
+    old_threads = _threads.get_num_threads()
+    _threads.set_num_threads(cfg.threads)
+    chars_per_step = cfg.batch_size * cfg.seq_len
+    total, unit = ((cfg.time_budget, "s") if cfg.max_steps is None and cfg.epochs is None
+                   else (cfg.max_steps or cfg.epochs * len(run.batches), "step"))
+    bar = tqdm(total=total, unit=unit, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True, initial=min(run.elapsed if unit == "s" else run.step, total))
+    stopped = "finished"
+    t_last = time.perf_counter()
+    window = []  # (loss, seconds) of recent steps for the bar
+    try:
+        with _StopOnInterrupt() as interrupt:
+            while not run.done():
+                if interrupt.requested:
+                    stopped = "interrupted"
+                    bar.clear()
+                    log(f"interrupted at step {run.step}: saving {run_dir}/last")
+                    run.save("last")
+                    break
+                loss = run.train_step()
+                if _after_step is not None:
+                    _after_step(run)
+                now = time.perf_counter()
+                dt, t_last = now - t_last, now
+                run.elapsed += dt
+                window = (window + [(loss, dt)])[-20:]
+                mean_loss = sum(w[0] for w in window) / len(window)
+                speed = chars_per_step * len(window) / max(sum(w[1] for w in window), 1e-9)
+                bar.update(min(dt, max(total - bar.n, 0)) if unit == "s" else 1)
+                postfix = {"loss": f"{mean_loss:.3f}", "bpc": f"{mean_loss * BITS_PER_NAT:.3f}",
+                           "chars/s": f"{speed:,.0f}"}
+                if run.history:
+                    postfix["val bpc"] = f"{run.history[-1]['val_bpc']:.3f}"
+                bar.set_postfix(postfix, refresh=False)
+                if run.step % cfg.eval_every == 0 or run.done():
+                    _checkpoint(run, mean_loss, speed, bar)
+                    t_last = time.perf_counter()  # validation time is not training time
+    finally:
+        bar.close()
+        _threads.set_num_threads(old_threads)
+    summary = {"run_dir": str(run_dir), "steps": run.step, "epochs": run.batches.epoch,
+               "elapsed_s": run.elapsed, "best_val_nats": run.best_val,
+               "best_val_bpc": float(run.best_val * BITS_PER_NAT), "stopped": stopped,
+               "chars_per_s": (run.step * chars_per_step / run.elapsed if run.elapsed else 0.0)}
+    return summary
+
+
+class _StopOnInterrupt:
+    """Ctrl-C asks the loop to stop after the step in progress (so that the
+    checkpoint it saves is consistent); a second Ctrl-C stops at once."""
+
+    def __enter__(self):
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _checkpoint(run, train_loss, speed, bar):
+    """Validate, record the learning curve, save RUN/last (and RUN/best if it improved)."""
+    val = run.validate()
+    run.history.append({"step": run.step, "elapsed_s": round(run.elapsed, 3),
+                        "epoch": run.batches.epoch, "train_bpc": train_loss * BITS_PER_NAT,
+                        "val_bpc": val * BITS_PER_NAT, "chars_per_s": speed})
+    improved = val < run.best_val
+    if improved:
+        run.best_val = val
+    run.save("last")
+    if improved:
+        run.save("best")
+    bar.write(f"step {run.step}: train {train_loss * BITS_PER_NAT:.3f} bits/char, "
+              f"validation {val * BITS_PER_NAT:.3f} bits/char"
+              + (" (best, saved)" if improved else ""))
+
+
+def load_model(run_dir, name="best"):
+    """The model and vocabulary of a run's checkpoint: (model, vocab, meta), model in eval mode."""
+    arrays, meta = checkpoint.load(run_dir, name)
+    if meta.get("kind") != "lstm-c char-lm run":
+        raise ValueError(f"{run_dir}/{name}: not a char-LM checkpoint of lstm-c")
+    vocab = data.Vocab.from_json(meta["vocab"])
+    model = CharLM(**meta["model_config"])
+    if model.config()["vocab_size"] != vocab.size:
+        raise ValueError(f"{run_dir}/{name}: the model's vocabulary size does not match "
+                         f"the saved vocabulary ({vocab.size})")
+    model.load_state_dict(_unpack(arrays, "model:"))
+    return model.eval(), vocab, meta

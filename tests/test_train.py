@@ -1,0 +1,224 @@
+"""The training loop, run directories, sampling and the char-LM commands, on tiny configurations."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lstm_c import checkpoint
+from lstm_c.cli import main
+from lstm_c.model import BITS_PER_NAT
+from lstm_c.sample import generate, next_distribution, sample_text
+from lstm_c.train import TrainConfig, TrainingDiverged, evaluate, load_model, train
+
+TINY = dict(hidden_size=24, num_layers=2, embed_size=8, seq_len=16, batch_size=4, eval_every=7)
+TEXT = "def add(a, b):\n    return a + b\n\nclass Point:\n    x = 'quote'\n" * 25
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "code.py.txt"
+    path.write_text(TEXT)
+    return str(path)
+
+
+def _weights(run_dir, name="last"):
+    arrays, meta = checkpoint.load(str(run_dir), name)
+    return arrays, meta
+
+
+def test_a_run_is_saved_with_everything_needed_to_continue(corpus, tmp_path):
+    run = tmp_path / "run"
+    summary = train(corpus, str(run), TrainConfig(max_steps=20, **TINY), progress=False)
+    assert summary["steps"] == 20 and summary["stopped"] == "finished"
+    arrays, meta = _weights(run)
+    assert meta["step"] == 20
+    assert {"state:h", "state:c", "model:head.weight", "model:lstm.weight_hh_l1"} <= set(arrays)
+    assert any(k.startswith("optim:") for k in arrays)
+    assert meta["vocab"]["kind"] == "bytes"
+    assert len(meta["history"]) == 3  # validations at steps 7, 14 and the end
+    assert all(math.isfinite(h["val_bpc"]) for h in meta["history"])
+    best_arrays, best_meta = _weights(run, "best")
+    assert best_meta["best_val"] * BITS_PER_NAT == pytest.approx(min(h["val_bpc"] for h in meta["history"]))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(corpus, tmp_path, dropout):
+    # Stopped at step 13 (mid-epoch, between validations) and resumed to 40,
+    # across epoch boundaries and a learning-rate decay: the same weights,
+    # optimizer state and carried hidden state as 40 steps in one go.
+    kw = dict(TINY, dropout=dropout, lr_decay=0.9, lr_decay_start=1)
+    train(corpus, str(tmp_path / "a"), TrainConfig(max_steps=40, **kw), progress=False)
+    train(corpus, str(tmp_path / "b"), TrainConfig(max_steps=13, **kw), progress=False)
+    train(None, str(tmp_path / "b"), TrainConfig(max_steps=40), resume=True, progress=False)
+    a, meta_a = _weights(tmp_path / "a")
+    b, meta_b = _weights(tmp_path / "b")
+    assert meta_a["batches"]["epoch"] >= 1, "the test should cross an epoch boundary"
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert meta_a["rng"] == meta_b["rng"]
+    assert meta_a["batches"] == meta_b["batches"]
+
+
+def test_resume_keeps_the_runs_own_settings(corpus, tmp_path):
+    run = str(tmp_path / "run")
+    train(corpus, run, TrainConfig(max_steps=5, **TINY), progress=False)
+    train(None, run, TrainConfig(max_steps=9, hidden_size=999), resume=True, progress=False)
+    _, meta = _weights(run)
+    assert meta["train_config"]["hidden_size"] == TINY["hidden_size"]
+    assert meta["step"] == 9
+
+
+def test_a_nan_loss_stops_with_a_clear_message_and_the_last_checkpoint_intact(corpus, tmp_path):
+    run = str(tmp_path / "run")
+    train(corpus, run, TrainConfig(max_steps=7, **TINY), progress=False)
+    before, _ = _weights(run)
+    def poison(r):
+        if r.step == 9:
+            r.model.parameters()["head.weight"][0, 0] = np.nan
+
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        train(None, run, TrainConfig(max_steps=30), resume=True, progress=False,
+              _after_step=poison)
+    after, meta = _weights(run)
+    assert meta["step"] == 7
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+
+
+def test_an_interrupt_saves_a_consistent_checkpoint_and_resume_continues(corpus, tmp_path):
+    run = str(tmp_path / "run")
+    interrupted = {}
+
+    def interrupt_once(r):
+        if r.step == 5 and not interrupted:
+            interrupted["at"] = r.step
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = train(corpus, run, TrainConfig(max_steps=50, **TINY), progress=False,
+                    _after_step=interrupt_once)
+    assert summary["stopped"] == "interrupted"
+    _, meta = _weights(run)
+    assert meta["step"] == summary["steps"] >= 5
+    train(None, run, TrainConfig(max_steps=12), resume=True, progress=False)
+    assert _weights(run)[1]["step"] == 12
+
+
+def test_evaluate_matches_the_mean_of_forward_losses(corpus, tmp_path):
+    run = str(tmp_path / "run")
+    train(corpus, run, TrainConfig(max_steps=10, **TINY), progress=False)
+    model, vocab, _ = load_model(run)
+    ids = vocab.encode(TEXT[:801])
+    nats, n = evaluate(model, ids, batch_size=4, seq_len=50)
+    assert n == 800
+    # the same text as 4 streams of 200, scored in one pass
+    x = ids[:800].reshape(4, 200).T
+    y = ids[1:801].reshape(4, 200).T
+    loss, _ = model.forward(np.ascontiguousarray(x), np.ascontiguousarray(y), grad=False)
+    assert nats == pytest.approx(loss, rel=1e-5)
+
+
+def test_bad_settings_are_refused_before_training(corpus, tmp_path):
+    with pytest.raises(ValueError, match="when to stop"):
+        train(corpus, str(tmp_path / "r"), TrainConfig(**TINY), progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        train(corpus, str(tmp_path / "r"), TrainConfig(max_steps=1, lr=-1.0, **TINY),
+              progress=False)
+    with pytest.raises(ValueError):
+        train(str(tmp_path / "missing.txt"), str(tmp_path / "r"),
+              TrainConfig(max_steps=1, **TINY), progress=False)
+    with pytest.raises(ValueError, match="not a char-LM|checkpoint"):
+        train(None, str(tmp_path / "nothing-here"), TrainConfig(max_steps=1), resume=True,
+              progress=False)
+
+
+# --------------------------------------------------------------------------- sampling
+
+def test_next_distribution_temperature_top_k_top_p():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    np.testing.assert_allclose(next_distribution(logits), [0.5, 0.3, 0.15, 0.05])
+    p = next_distribution(logits, top_k=2)
+    np.testing.assert_allclose(p, [0.5 / 0.8, 0.3 / 0.8, 0, 0])
+    p = next_distribution(logits, top_p=0.7)
+    np.testing.assert_allclose(p, [0.5 / 0.8, 0.3 / 0.8, 0, 0])
+    cold = next_distribution(logits, temperature=0.1)
+    assert cold[0] > 0.99
+    hot = next_distribution(logits, temperature=100.0)
+    assert hot.max() - hot.min() < 0.01
+
+
+def test_sampling_is_deterministic_by_seed_and_streams(corpus, tmp_path):
+    import io
+    run = str(tmp_path / "run")
+    train(corpus, run, TrainConfig(max_steps=30, **TINY), progress=False)
+    model, vocab, _ = load_model(run)
+    a = sample_text(model, vocab, 200, prime="def ", seed=3)
+    stream = io.StringIO()
+    b = sample_text(model, vocab, 200, prime="def ", seed=3, stream=stream)
+    c = sample_text(model, vocab, 200, prime="def ", seed=4)
+    assert a == b == stream.getvalue()
+    assert a != c
+    assert len(vocab.encode(a)) == 200
+    with pytest.raises(ValueError, match="temperature"):
+        list(generate(model, 5, temperature=0))
+    with pytest.raises(ValueError, match="not in the vocabulary|unknown|vocabulary"):
+        sample_text(model, vocab, 5, prime="\u20ac")
+
+
+# --------------------------------------------------------------------------- commands
+
+def _tiny_args(corpus, run):
+    return ["train", corpus, "--run", run, "--hidden", "16", "--layers", "1", "--embed", "8",
+            "--seq-len", "16", "--batch", "4", "--max-steps", "12", "--eval-every", "6",
+            "--no-progress"]
+
+
+def test_cli_train_sample_eval(corpus, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(_tiny_args(corpus, run)) == 0
+    assert "12 steps" in capsys.readouterr().out
+    assert main(["sample", run, "--length", "50", "--seed", "1", "--prime", "def"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("def") and len(out) >= 50
+    assert main(["eval", run, corpus]) == 0
+    assert "bits/char" in capsys.readouterr().out
+    assert main(["train", "--resume", run, "--max-steps", "15", "--no-progress"]) == 0
+    assert _weights(run)[1]["step"] == 15
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--max-steps", "3"], "FILE"),
+    (["train", "/nonexistent/file.txt", "--max-steps", "3"], "nonexistent"),
+    (["sample", "/nonexistent/run"], "nonexistent"),
+    (["eval", "/nonexistent/run", "/nonexistent/file"], "nonexistent"),
+    (["train", "x", "--time", "soon"], "duration"),
+])
+def test_cli_user_errors_exit_2_with_a_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_eval_names_symbols_the_model_never_saw(corpus, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(_tiny_args(corpus, run)) == 0
+    other = tmp_path / "other.txt"
+    other.write_text("zzz \u00e9\u00e9 ZZZ")
+    assert main(["eval", run, str(other)]) == 2
+    assert "vocabulary" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end_in_a_subprocess(tmp_path):
+    # The real command, shortened: trains on the standard library's source,
+    # saves the run, prints a sample and what to run next.
+    out = subprocess.run([sys.executable, "-m", "lstm_c.cli", "demo", "--run",
+                          str(tmp_path / "demo"), "--time", "3", "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "standard library" in out.stdout
+    assert "What next" in out.stdout
+    assert (tmp_path / "demo" / "best" / "weights.npz").exists()
