@@ -82,3 +82,27 @@ def check_finite(name, arr):
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite values, got {bad} NaN or inf entries")
+
+
+def load_parameters(params, state_dict, owner, dtype):
+    """Copy a state dict into `params` (name -> array) in place, all or nothing.
+
+    The keys must be exactly those of `params`, the shapes equal and the values
+    finite; anything np.asarray takes is accepted (torch tensors too).
+    """
+    if not hasattr(state_dict, "keys"):
+        raise TypeError(f"state_dict: expected a mapping of name -> array, "
+                        f"got {type(state_dict).__name__}")
+    missing = sorted(set(params) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(params))
+    if missing or unexpected:
+        raise ValueError(f"state_dict keys do not match {owner}: "
+                         f"missing {missing}, unexpected {unexpected}")
+    new = {}
+    for name, param in params.items():
+        arr = as_array(state_dict[name], f"state_dict[{name!r}]", dtype)
+        check_shape(f"state_dict[{name!r}]", arr, param.shape)
+        check_finite(f"state_dict[{name!r}]", arr)
+        new[name] = arr
+    for name, arr in new.items():
+        params[name][...] = arr

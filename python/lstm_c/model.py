@@ -191,22 +191,7 @@ class CharLM:
         The keys must be exactly those of ``state_dict()``, the shapes equal and
         the values finite. Nothing changes unless every entry is valid.
         """
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(f"state_dict: expected a mapping of name -> array, "
-                            f"got {type(state_dict).__name__}")
-        missing = sorted(set(self._params) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(self._params))
-        if missing or unexpected:
-            raise ValueError(f"state_dict keys do not match CharLM: "
-                             f"missing {missing}, unexpected {unexpected}")
-        new = {}
-        for name, param in self._params.items():
-            arr = check.as_array(state_dict[name], f"state_dict[{name!r}]", self.dtype)
-            check.check_shape(f"state_dict[{name!r}]", arr, param.shape)
-            check.check_finite(f"state_dict[{name!r}]", arr)
-            new[name] = arr
-        for name, arr in new.items():
-            self._params[name][...] = arr
+        check.load_parameters(self._params, state_dict, "CharLM", self.dtype)
 
     def zero_grad(self):
         """Set every gradient to zero (in place)."""
