@@ -23,10 +23,9 @@ DTYPES = ["float32", "float64"]
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    # threadpoolctl only limits libraries already loaded: load scipy's BLAS (the
-    # engine's, through lstm_c._lstm) and numpy's (the reference's) first.
-    import scipy.linalg  # noqa: F401
-    from lstm_c import _lstm  # noqa: F401
+    # The engine runs its BLAS at lstm_c.get_num_threads() (1 by default);
+    # threadpoolctl pins numpy's, which the reference uses.
+    import lstm_c  # noqa: F401  (loads both BLAS libraries, so threadpoolctl sees them)
     with threadpoolctl.threadpool_limits(limits=1):
         yield
 

@@ -532,9 +532,7 @@ def run(args):
     """``lstm-c bench``: returns 0, or 1 when a correctness check failed."""
     cfg = _config(args)
     try:
-        # also loads scipy's BLAS now: threadpoolctl only pins libraries already loaded
-        import lstm_c
-        from lstm_c import _lstm  # noqa: F401
+        import lstm_c  # loads the engine and its BLAS, so threadpoolctl can pin it
     except Exception as e:
         raise UsageError(f"cannot import the lstm-c engine ({type(e).__name__}: {e}); "
                          "is the package built? (pip install .)") from None
