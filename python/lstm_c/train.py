@@ -262,8 +262,12 @@ def train(data_path, run_dir, cfg=None, *, resume=False, progress=True, log=None
     chars_per_step = cfg.batch_size * cfg.seq_len
     total, unit = ((cfg.time_budget, "s") if cfg.max_steps is None and cfg.epochs is None
                    else (cfg.max_steps or cfg.epochs * len(run.batches), "step"))
+    # A time budget counts seconds, which tqdm would print as raw floats.
+    fmt = ("{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
+           if unit == "s" else None)
     bar = tqdm(total=total, unit=unit, disable=not progress, file=sys.stderr,
-               dynamic_ncols=True, initial=min(run.elapsed if unit == "s" else run.step, total))
+               dynamic_ncols=True, bar_format=fmt,
+               initial=min(run.elapsed if unit == "s" else run.step, total))
     stopped = "finished"
     t_last = time.perf_counter()
     window = []  # (loss, seconds) of recent steps for the bar
