@@ -132,6 +132,9 @@ def test_bad_settings_are_refused_before_training(corpus, tmp_path):
     with pytest.raises(ValueError):
         train(str(tmp_path / "missing.txt"), str(tmp_path / "r"),
               TrainConfig(max_steps=1, **TINY), progress=False)
+    with pytest.raises(ValueError, match="validation split"):
+        train(corpus, str(tmp_path / "r"), TrainConfig(max_steps=1, split=(1.0, 0.0, 0.0), **TINY),
+              progress=False)
     with pytest.raises(ValueError, match="not a char-LM|checkpoint"):
         train(None, str(tmp_path / "nothing-here"), TrainConfig(max_steps=1), resume=True,
               progress=False)

@@ -166,6 +166,9 @@ class _Run:
         self.cfg, self.data_path = cfg, data_path
         vocab = data.Vocab.from_json(saved[1]["vocab"]) if saved else cfg.vocab
         self.corpus = data.Corpus.open(data_path, vocab=vocab, split=cfg.split)
+        if len(self.corpus.val) < 2:
+            raise ValueError(f"the validation split of {data_path} is empty: training needs "
+                             f"one to pick the best checkpoint (split {cfg.split})")
         self.model = CharLM(self.corpus.vocab.size, hidden_size=cfg.hidden_size,
                             num_layers=cfg.num_layers, embed_size=cfg.embed_size,
                             dropout=cfg.dropout, dtype=cfg.dtype, seed=cfg.seed)
