@@ -1,7 +1,7 @@
 """Tests of the compiled engine (src/lstm_c/_lstm.pyx) against the NumPy reference.
 
 ``lstm_c._lstm`` and ``lstm_c.reference`` share one contract
-(notes/ENGINE_API.md): same functions, arguments and in/out semantics. The
+(documented in src/lstm_c/_lstm.pyx): same functions, arguments and in/out semantics. The
 reference is checked on its own in test_reference.py (finite differences,
 torch); here every output of the engine, forward and backward, training and
 inference, is compared with the reference's over a grid of shapes and both

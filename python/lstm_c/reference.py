@@ -2,7 +2,7 @@
 
 This module is the oracle every kernel is tested against. Its functions have
 the same names, arguments and in/out semantics as the compiled engine
-``lstm_c._lstm`` (see ``notes/ENGINE_API.md``); it is chosen with
+``lstm_c._lstm`` (documented in ``src/lstm_c/_lstm.pyx``); it is chosen with
 ``backend="numpy"``. It depends on NumPy only and can be imported on its own.
 
 Notation
