@@ -24,8 +24,8 @@ def _engine(backend):
     return BACKENDS[backend]
 
 
-class _Workspace:
-    """Engine buffers kept between calls while their shape stays the same."""
+class Workspace:
+    """Scratch buffers kept between calls while their shape stays the same."""
 
     def __init__(self, dtype):
         self.dtype = dtype
@@ -67,7 +67,7 @@ class _Recurrent:
         init_seq, dropout_seq = np.random.SeedSequence(seed).spawn(2)
         self._init_rng = np.random.default_rng(init_seq)
         self._dropout_rng = np.random.default_rng(dropout_seq)
-        self._workspace = _Workspace(self.dtype)
+        self._workspace = Workspace(self.dtype)
         self._params = {}
         self.grads = {}
         self._saved = None
@@ -131,7 +131,7 @@ class _Recurrent:
         return self._params["bias_ih" + suffix] + self._params["bias_hh" + suffix]
 
     def _layer_forward(self, layer, x, h0, c0, grad):
-        """Run the engine over one layer. Returns (hs, cs, acts, tanh_c)."""
+        """Run the engine over one layer (inside self._threads()). Returns (hs, cs, acts, tanh_c)."""
         suffix = self._suffix(layer)
         T, B, _ = x.shape
         H = self.hidden_size
@@ -151,15 +151,17 @@ class _Recurrent:
             acts = ws.get(("infer_acts", layer), (T, B, 4 * H))
             tanh_c = np.empty((0, B, H), self.dtype)
         cs[0] = c0
-        with self._threads():
-            self._engine.forward_layer(
-                x=x, w_ih=self._params["weight_ih" + suffix],
-                w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
-                hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad)
+        self._engine.forward_layer(
+            x=x, w_ih=self._params["weight_ih" + suffix],
+            w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
+            hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad)
         return hs, cs, acts, tanh_c
 
     def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n):
-        """Backpropagate one layer; adds to the grads. Returns (dx, dh0, dc0)."""
+        """Backpropagate one layer (inside self._threads()); adds to the grads.
+
+        Returns (dx, dh0, dc0).
+        """
         suffix = self._suffix(layer)
         hs, cs, acts, tanh_c = saved
         T, B, I = x.shape
@@ -168,13 +170,12 @@ class _Recurrent:
         dh0 = np.empty((B, H), self.dtype)
         dc0 = np.empty((B, H), self.dtype)
         db = np.zeros(4 * H, self.dtype)
-        with self._threads():
-            self._engine.backward_layer(
-                x=x, w_ih=self._params["weight_ih" + suffix],
-                w_hh=self._params["weight_hh" + suffix], hs=hs, cs=cs, acts=acts,
-                tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n, dx=dx, dh0=dh0, dc0=dc0,
-                dw_ih=self.grads["weight_ih" + suffix], dw_hh=self.grads["weight_hh" + suffix],
-                db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)))
+        self._engine.backward_layer(
+            x=x, w_ih=self._params["weight_ih" + suffix],
+            w_hh=self._params["weight_hh" + suffix], hs=hs, cs=cs, acts=acts,
+            tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n, dx=dx, dh0=dh0, dc0=dc0,
+            dw_ih=self.grads["weight_ih" + suffix], dw_hh=self.grads["weight_hh" + suffix],
+            db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)))
         if self.bias:
             self.grads["bias_ih" + suffix] += db
             self.grads["bias_hh" + suffix] += db
@@ -296,17 +297,18 @@ class LSTM(_Recurrent):
         h_n = np.empty((L, B, H), self.dtype)
         c_n = np.empty((L, B, H), self.dtype)
         inp = x
-        for k in range(L):
-            hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad)
-            h_n[k] = hs[T]
-            c_n[k] = cs[-1]
-            y = hs[1:]
-            mask = None
-            if self.training and self.dropout > 0 and k < L - 1:
-                keep = self._dropout_rng.random((T, B, H)) >= self.dropout
-                mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
-            saved.append((inp, (hs, cs, acts, tanh_c), mask))
-            inp = y if mask is None else y * mask
+        with self._threads():  # once per call: switching OpenBLAS's threads is not free
+            for k in range(L):
+                hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad)
+                h_n[k] = hs[T]
+                c_n[k] = cs[-1]
+                y = hs[1:]
+                mask = None
+                if self.training and self.dropout > 0 and k < L - 1:
+                    keep = self._dropout_rng.random((T, B, H)) >= self.dropout
+                    mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+                saved.append((inp, (hs, cs, acts, tanh_c), mask))
+                inp = y if mask is None else y * mask
         if grad:
             self._saved = (saved, unbatched, B)
             y.flags.writeable = False  # y is the state backward reads; copy it to change it
@@ -358,12 +360,14 @@ class LSTM(_Recurrent):
         dh0 = np.empty((L, B, H), self.dtype)
         dc0 = np.empty((L, B, H), self.dtype)
         d_out = dy
-        for k in range(L - 1, -1, -1):
-            inp, state, _ = saved[k]
-            d_in, dh0[k], dc0[k] = self._layer_backward(k, inp, state, d_out, dh_n[k], dc_n[k])
-            if k > 0:
-                mask = saved[k - 1][2]
-                d_out = d_in if mask is None else d_in * mask
+        with self._threads():
+            for k in range(L - 1, -1, -1):
+                inp, state, _ = saved[k]
+                d_in, dh0[k], dc0[k] = self._layer_backward(k, inp, state, d_out,
+                                                            dh_n[k], dc_n[k])
+                if k > 0:
+                    mask = saved[k - 1][2]
+                    d_out = d_in if mask is None else d_in * mask
         dx = d_in
         if unbatched:
             return dx[:, 0, :], (dh0[:, 0, :], dc0[:, 0, :])
@@ -432,7 +436,9 @@ class LSTMCell(_Recurrent):
         else:
             h, c = self._state_pair(hx, "hx", (H,) if unbatched else (B, H),
                                     "" if unbatched else " (batch, hidden_size)")
-        hs, cs, acts, tanh_c = self._layer_forward(0, x, h.reshape(B, H), c.reshape(B, H), grad)
+        with self._threads():
+            hs, cs, acts, tanh_c = self._layer_forward(0, x, h.reshape(B, H), c.reshape(B, H),
+                                                       grad)
         if grad:
             self._saved = (x, (hs, cs, acts, tanh_c), unbatched)
         h1, c1 = hs[1, :, :], cs[-1].copy()
@@ -459,8 +465,10 @@ class LSTMCell(_Recurrent):
         else:
             dc = check.as_array(dc, "dc", self.dtype)
             check.check_shape("dc", dc, shape, " (the shape of the last forward's c)")
-        dx, dh_prev, dc_prev = self._layer_backward(
-            0, x, state, dh.reshape(1, B, H), np.zeros((B, H), self.dtype), dc.reshape(B, H))
+        with self._threads():
+            dx, dh_prev, dc_prev = self._layer_backward(
+                0, x, state, dh.reshape(1, B, H), np.zeros((B, H), self.dtype),
+                dc.reshape(B, H))
         if unbatched:
             return dx[0, 0], (dh_prev[0], dc_prev[0])
         return dx[0], (dh_prev, dc_prev)

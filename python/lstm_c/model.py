@@ -33,13 +33,11 @@ into h0, c0 and nothing comes back from h_n, c_n)::
     d embed.weight[v] += sum of de over the positions with x == v   # 1'
 """
 
-import contextlib
 
 import numpy as np
 
-from lstm_c import _threads
 from lstm_c import _validate as check
-from lstm_c.layers import BACKENDS, LSTM
+from lstm_c.layers import LSTM, Workspace
 
 __all__ = ["CharLM", "BITS_PER_NAT"]
 
@@ -127,8 +125,6 @@ class CharLM:
                          dtype=self.dtype, backend=backend, seed=self.seed)
         self.dropout = self.lstm.dropout
         self.backend = backend
-        self._engine = BACKENDS[backend]
-        self._threads = _threads.engine_threads if backend == "cython" else contextlib.nullcontext
 
         # The LSTM uses children 0 and 1 of SeedSequence(seed); these are 2 and 3.
         embed_seq, head_seq = np.random.SeedSequence(self.seed).spawn(4)[2:]
@@ -149,8 +145,7 @@ class CharLM:
                 self.grads[name] = np.zeros_like(p)
         self.training = True
         self._saved = None
-        self._buffers = {}  # key -> scratch array, kept while its shape repeats
-        self._step_bufs = None  # (B, dict of arrays) for step()
+        self._buffers = Workspace(self.dtype)  # scratch kept while its shape repeats
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -214,13 +209,6 @@ class CharLM:
         shape = (self.num_layers, B, self.hidden_size)
         return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
 
-    def _buffer(self, key, shape):
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape:
-            buf = np.empty(shape, self.dtype)
-            self._buffers[key] = buf
-        return buf
-
     def _state(self, state, B):
         """Validate a carried state (h, c); returns arrays of shape (L, B, H), maybe not copies."""
         shape = (self.num_layers, B, self.hidden_size)
@@ -274,7 +262,7 @@ class CharLM:
         Y = out.reshape(N, self.hidden_size)
         # z is reused between calls; an evaluation forward gets its own, so the
         # dz that backward reads survives it.
-        z = self._buffer("z" if grad else "z_eval", (N, V))
+        z = self._buffers.get("z" if grad else "z_eval", (N, V))
         np.dot(Y, self._params["head.weight"].T, out=z)                       # 3
         z += self._params["head.bias"]
         rows = np.arange(N)
@@ -305,11 +293,11 @@ class CharLM:
         T, B = x.shape
         N, V, H, E = T * B, self.vocab_size, self.hidden_size, self.embed_size
         W = self._params["head.weight"]
-        dW = self._buffer("dW_head", (V, H))
+        dW = self._buffers.get("dW_head", (V, H))
         np.dot(dz.T, Y, out=dW)                                                # 3'
         self.grads["head.weight"] += dW
         self.grads["head.bias"] += dz.sum(axis=0)
-        dy = self._buffer("dy", (T, B, H))
+        dy = self._buffers.get("dy", (T, B, H))
         np.dot(dz, W, out=dy.reshape(N, H))
         de, _ = self.lstm.backward(dy)                                         # 2'
         # 1': segment sums of de over equal ids (sorted), one row update per
@@ -348,26 +336,11 @@ class CharLM:
         z += self._params["head.bias"]
         return z.reshape(T, B, self.vocab_size), (h_n.copy(), c_n.copy())
 
-    def _step_buffers(self, B):
-        """Scratch for step() at batch size B, made once and kept while B repeats."""
-        if self._step_bufs is not None and self._step_bufs[0] == B:
-            return self._step_bufs[1]
-        L, H, E = self.num_layers, self.hidden_size, self.embed_size
-        bufs = {
-            "x": np.empty((1, B, E), self.dtype),
-            "hs": [np.empty((2, B, H), self.dtype) for _ in range(L)],
-            "acts": [np.empty((1, B, 4 * H), self.dtype) for _ in range(L)],
-            "bias": np.empty((L, 4 * H), self.dtype),
-            "tanh_c": np.empty((0, B, H), self.dtype),
-        }
-        self._step_bufs = (B, bufs)
-        return bufs
-
     def step(self, ids, state):
         """One step of inference, the fast path for sampling.
 
-        Runs the engine directly, one call per layer, over buffers kept between
-        calls; no dropout, whatever the mode, and nothing saved for backward.
+        The LSTM's inference forward over one step: no dropout, whatever the
+        mode, and nothing saved for backward.
 
         Parameters
         ----------
@@ -384,26 +357,14 @@ class CharLM:
             New arrays the caller owns.
         """
         ids = _ids(ids, "ids", self.vocab_size, 1, "(B,) of ids")
-        B = ids.shape[0]
-        h0, c0 = self._state(state, B)
-        bufs = self._step_buffers(B)
-        p = self._params
-        L = self.num_layers
-        inp = bufs["x"]
-        np.take(p["embed.weight"], ids, axis=0, out=inp[0], mode="clip")  # ids checked
-        h_n = np.empty_like(h0)
-        c_n = c0.copy()  # the engine updates c in place (inference: cs is (1, B, H))
-        with self._threads():
-            for k in range(L):
-                hs, bias = bufs["hs"][k], bufs["bias"][k]
-                hs[0] = h0[k]
-                np.add(p[f"lstm.bias_ih_l{k}"], p[f"lstm.bias_hh_l{k}"], out=bias)
-                self._engine.forward_layer(
-                    x=inp, w_ih=p[f"lstm.weight_ih_l{k}"], w_hh=p[f"lstm.weight_hh_l{k}"],
-                    bias=bias, hs=hs, cs=c_n[k:k + 1], acts=bufs["acts"][k],
-                    tanh_c=bufs["tanh_c"], training=False)
-                inp = hs[1:]
-                h_n[k] = hs[1]
-        logits = np.dot(h_n[L - 1], p["head.weight"].T)
-        logits += p["head.bias"]
-        return logits, (h_n, c_n)
+        h0, c0 = self._state(state, ids.shape[0])
+        x = self._params["embed.weight"][ids][None]  # (1, B, E)
+        training = self.lstm.training
+        self.lstm.training = False  # no dropout, and no draw from its generator
+        try:
+            y, state = self.lstm.forward(x, (h0, c0), grad=False)
+        finally:
+            self.lstm.training = training
+        logits = np.dot(y[0], self._params["head.weight"].T)
+        logits += self._params["head.bias"]
+        return logits, state
