@@ -70,12 +70,10 @@ class TrainConfig:
     def check(self):
         """Refuse impossible settings before any work starts."""
         for name in ("num_layers", "hidden_size", "embed_size", "seq_len", "batch_size",
-                     "eval_every", "eval_chars", "threads", "lr_decay_start"):
-            if name == "lr_decay_start":
-                if int(self.lr_decay_start) < 0:
-                    raise ValueError(f"lr_decay_start must be >= 0, got {self.lr_decay_start}")
-                continue
+                     "eval_every", "eval_chars", "threads"):
             check.positive_int(name, getattr(self, name))
+        if int(self.lr_decay_start) < 0:
+            raise ValueError(f"lr_decay_start must be >= 0, got {self.lr_decay_start}")
         for name in ("epochs", "max_steps"):
             if getattr(self, name) is not None:
                 check.positive_int(name, getattr(self, name))
@@ -127,10 +125,6 @@ def evaluate(model, source, batch_size=64, seq_len=100, max_chars=None):
     finally:
         model.train(was_training)
     return total / count, count
-
-
-def _lr_at(cfg, epoch):
-    return cfg.lr * cfg.lr_decay ** max(0, epoch - cfg.lr_decay_start + 1)
 
 
 def _arrays(model, opt, state):
@@ -215,7 +209,8 @@ class _Run:
         cfg, model = self.cfg, self.model
         if self.batches.position == 0:  # a new epoch: the streams start over
             self.state = model.init_state(cfg.batch_size)
-        self.opt.lr = _lr_at(cfg, self.batches.epoch)
+        self.opt.lr = optim.decayed_lr(cfg.lr, self.batches.epoch, cfg.lr_decay,
+                                       cfg.lr_decay_start)
         x, y = self.batches.next_batch()
         loss, state = model.forward(x, y, self.state)
         model.zero_grad()
