@@ -1,6 +1,7 @@
 """Plot a training run's learning curve (validation and training bits/char against time).
 
     python bench/learning_curve.py RUN [--out RUN/learning_curve.png] [--baseline NATS LABEL]
+                                       [--also RUN2 LABEL]
 
 Reads RUN/last/config.json (the history every validation appends) and writes a
 PNG; needs matplotlib (pip install matplotlib), which lstm-c itself does not.
@@ -19,6 +20,8 @@ def main(argv=None):
     p.add_argument("--out", help="PNG path (default RUN/learning_curve.png)")
     p.add_argument("--baseline", nargs=2, action="append", default=[], metavar=("NATS", "LABEL"),
                    help="a horizontal reference line, in nats/char (repeatable)")
+    p.add_argument("--also", nargs=2, action="append", default=[], metavar=("RUN", "LABEL"),
+                   help="another run's validation curve, for comparison (repeatable)")
     args = p.parse_args(argv)
     try:
         import matplotlib
@@ -35,6 +38,10 @@ def main(argv=None):
     ax.plot(minutes, [h["train_bpc"] for h in hist], label="training (last 20 batches)",
             color="#999999")
     ax.plot(minutes, [h["val_bpc"] for h in hist], label="validation", color="#1f5fa8", lw=2)
+    for other, label in args.also:
+        h2 = checkpoint.load(other, "last")[1]["history"]
+        ax.plot([h["elapsed_s"] / 60 for h in h2], [h["val_bpc"] for h in h2],
+                label=f"validation, {label}", color="#7fa7d6", lw=1.5, ls=":")
     for nats, label in args.baseline:
         ax.axhline(float(nats) / math.log(2), ls="--", lw=1, color="#b03030")
         ax.text(minutes[-1], float(nats) / math.log(2), f" {label}", va="bottom", ha="right",
@@ -42,7 +49,8 @@ def main(argv=None):
     cfg = meta["train_config"]
     ax.set_title(f"{meta['data_path'].rsplit('/', 1)[-1]}: {cfg['num_layers']}x"
                  f"{cfg['hidden_size']} LSTM, B={cfg['batch_size']}, T={cfg['seq_len']}, "
-                 f"{cfg['optimizer']} {cfg['lr']:g}", fontsize=10)
+                 f"dropout {cfg['dropout']:g}, {cfg['optimizer']} {cfg['lr']:g} "
+                 f"({cfg.get('lr_schedule', 'epoch')})", fontsize=10)
     ax.set_xlabel("training time (minutes, 2-core machine)")
     ax.set_ylabel("bits per character")
     ax.grid(alpha=0.3)

@@ -40,11 +40,17 @@ def _state(rng, L, B, H, dtype):
 # ----------------------------------------------------------------- (a) gradients
 
 
+@pytest.mark.parametrize("dropout", (0.0, 0.4))
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_whole_model_gradient_matches_finite_differences(backend):
-    """Every entry of every parameter, float64, central differences, carried state."""
+def test_whole_model_gradient_matches_finite_differences(backend, dropout):
+    """Every entry of every parameter, float64, central differences, carried state.
+
+    With dropout every forward replays the same masks (the generators are
+    rewound), so the check covers backpropagation through them too.
+    """
     rng = np.random.default_rng(1)
-    m = CharLM(**TINY, dtype=np.float64, seed=3, backend=backend)
+    m = CharLM(**TINY, dropout=dropout, dtype=np.float64, seed=3, backend=backend)
+    masks = m.rng_state()
     T, B, V = 4, 2, TINY["vocab_size"]
     x, y = _batch(rng, V, T, B)
     x[0, 0] = x[2, 1] = x[3, 0] = 1  # a repeated id: its embedding gradient sums over positions
@@ -52,15 +58,21 @@ def test_whole_model_gradient_matches_finite_differences(backend):
     m.zero_grad()
     m.forward(x, y, state)
     m.backward()
+
+    def loss():
+        m.set_rng_state(masks)
+        return m.forward(x, y, state, grad=False)[0]
+
+    assert (loss() != m.forward(x, y, state, grad=False)[0]) == (dropout > 0)
     eps = 1e-6
     for name, p in m.parameters().items():
         numeric = np.empty_like(p)
         for idx in np.ndindex(p.shape):
             old = p[idx]
             p[idx] = old + eps
-            plus, _ = m.forward(x, y, state, grad=False)
+            plus = loss()
             p[idx] = old - eps
-            minus, _ = m.forward(x, y, state, grad=False)
+            minus = loss()
             p[idx] = old
             numeric[idx] = (plus - minus) / (2 * eps)
         analytic = m.grads[name]

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from lstm_c import optim
-from lstm_c.optim import SGD, Adam, RMSprop, clip_grad_norm, decayed_lr, make_optimizer
+from lstm_c.optim import (SGD, Adam, RMSprop, clip_grad_norm, cosine_lr, decayed_lr,
+                         make_optimizer)
 
 SHAPES = {"embed.weight": (7, 3), "lstm.weight_ih_l0": (8, 3), "head.bias": (7,)}
 DTYPES = (np.float64, np.float32)
@@ -264,6 +265,20 @@ def test_decayed_lr_is_char_rnns_rule():
         decayed_lr(1.0, -1)
 
 
+def test_cosine_lr_anneals_from_the_base_rate_to_the_final_fraction():
+    assert cosine_lr(2e-3, 0.0) == 2e-3
+    assert cosine_lr(2e-3, 0.5) == pytest.approx(1e-3, rel=1e-12)
+    assert cosine_lr(2e-3, 1.0) == pytest.approx(0.0, abs=1e-18)
+    assert cosine_lr(1.0, 1.0, final=0.1) == pytest.approx(0.1, rel=1e-12)
+    assert cosine_lr(1.0, 0.25) == pytest.approx((1 + np.cos(np.pi / 4)) / 2, rel=1e-12)
+    rates = [cosine_lr(1.0, p) for p in np.linspace(0, 1, 50)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError, match="progress"):
+        cosine_lr(1.0, 1.5)
+    with pytest.raises(ValueError, match="final"):
+        cosine_lr(1.0, 0.5, final=-0.1)
+
+
 def test_make_optimizer():
     p = _params(np.float64)
     assert type(make_optimizer("adam", p)) is Adam
@@ -327,4 +342,4 @@ def test_lr_is_settable_and_checked():
 
 def test_module_exports():
     assert set(optim.__all__) >= {"Adam", "RMSprop", "SGD", "make_optimizer", "clip_grad_norm",
-                                  "decayed_lr", "Optimizer"}
+                                  "decayed_lr", "cosine_lr", "Optimizer"}

@@ -42,6 +42,27 @@ def test_engine_blas_runs_at_the_set_count_and_the_callers_setting_comes_back(n,
         c.set_num_threads(b)
 
 
+def test_other_blas_single_threaded_leaves_the_engines_blas_alone():
+    import numpy  # noqa: F401  (its BLAS is the other one here)
+
+    engine = {c.filepath for c in _threads._engine_blas()}
+    others = [c for c in _threads._all_blas() if c.filepath not in engine]
+    if not others:
+        pytest.skip("this process has no BLAS besides the engine's")
+    before = [c.get_num_threads() for c in others]
+    for c in others:
+        c.set_num_threads(2)
+    engine_before = [c.get_num_threads() for c in _threads._engine_blas()]
+    try:
+        with _threads.other_blas_single_threaded():
+            assert [c.get_num_threads() for c in others] == [1] * len(others)
+            assert [c.get_num_threads() for c in _threads._engine_blas()] == engine_before
+        assert [c.get_num_threads() for c in others] == [2] * len(others)
+    finally:
+        for c, n in zip(others, before):
+            c.set_num_threads(n)
+
+
 def test_results_do_not_depend_on_the_thread_count(restore_threads):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((20, 16, 24))

@@ -46,14 +46,21 @@ def test_a_run_is_saved_with_everything_needed_to_continue(corpus, tmp_path):
     assert best_meta["best_val"] * BITS_PER_NAT == pytest.approx(min(h["val_bpc"] for h in meta["history"]))
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_resume_ends_bit_identical_to_an_uninterrupted_run(corpus, tmp_path, dropout):
-    # Stopped at step 13 (mid-epoch, between validations) and resumed to 40,
-    # across epoch boundaries and a learning-rate decay: the same weights,
+@pytest.mark.parametrize("dropout, schedule", [(0.0, "epoch"), (0.3, "epoch"), (0.3, "cosine")])
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(corpus, tmp_path, dropout, schedule):
+    # Interrupted at step 13 (mid-epoch, between validations) and resumed to
+    # 40, across epoch boundaries and a learning-rate decay: the same weights,
     # optimizer state and carried hidden state as 40 steps in one go.
-    kw = dict(TINY, dropout=dropout, lr_decay=0.9, lr_decay_start=1)
+    kw = dict(TINY, dropout=dropout, lr_schedule=schedule, lr_decay=0.9, lr_decay_start=1)
     train(corpus, str(tmp_path / "a"), TrainConfig(max_steps=40, **kw), progress=False)
-    train(corpus, str(tmp_path / "b"), TrainConfig(max_steps=13, **kw), progress=False)
+
+    def interrupt(r):
+        if r.step == 13:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = train(corpus, str(tmp_path / "b"), TrainConfig(max_steps=40, **kw),
+                    progress=False, _after_step=interrupt)
+    assert stopped["steps"] == 13
     train(None, str(tmp_path / "b"), TrainConfig(max_steps=40), resume=True, progress=False)
     a, meta_a = _weights(tmp_path / "a")
     b, meta_b = _weights(tmp_path / "b")
@@ -63,6 +70,20 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(corpus, tmp_path, dro
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert meta_a["rng"] == meta_b["rng"]
     assert meta_a["batches"] == meta_b["batches"]
+
+
+@pytest.mark.parametrize("stop", [dict(max_steps=20), dict(epochs=2)])
+def test_the_cosine_schedule_anneals_over_the_whole_run(corpus, tmp_path, stop):
+    rates = []
+    summary = train(corpus, str(tmp_path / "run"),
+                    TrainConfig(lr=1e-2, lr_schedule="cosine", **stop, **TINY),
+                    progress=False, _after_step=lambda r: rates.append(r.opt.lr))
+    n = summary["steps"]
+    assert len(rates) == n and n >= 10
+    assert rates[0] == 1e-2  # the first step runs at the full rate
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    # step k (1-based) ran at progress (k - 1) / n; the last one close to zero
+    assert rates[-1] == pytest.approx(1e-2 * (1 + math.cos(math.pi * (n - 1) / n)) / 2)
 
 
 def test_resume_keeps_the_runs_own_settings(corpus, tmp_path):
@@ -132,6 +153,9 @@ def test_bad_settings_are_refused_before_training(corpus, tmp_path):
     with pytest.raises(ValueError):
         train(str(tmp_path / "missing.txt"), str(tmp_path / "r"),
               TrainConfig(max_steps=1, **TINY), progress=False)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        train(corpus, str(tmp_path / "r"), TrainConfig(max_steps=1, lr_schedule="linear", **TINY),
+              progress=False)
     with pytest.raises(ValueError, match="validation split"):
         train(corpus, str(tmp_path / "r"), TrainConfig(max_steps=1, split=(1.0, 0.0, 0.0), **TINY),
               progress=False)
@@ -194,11 +218,34 @@ def test_cli_train_sample_eval(corpus, tmp_path, capsys):
     assert _weights(run)[1]["step"] == 15
 
 
+def test_cli_viz_writes_the_page_and_shows_a_cell_in_the_terminal(corpus, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(_tiny_args(corpus, run)) == 0
+    capsys.readouterr()
+    assert main(["viz", run, corpus, "--chars", "600", "--cell", "0:3"]) == 0
+    out = capsys.readouterr().out
+    page = tmp_path / "run" / "viz.html"
+    assert f"page: {page}" in out and "bits/char" in out
+    html = page.read_text(encoding="utf-8")
+    assert 'id="cell-0-3"' in html and html.count('class="c') >= 600
+    # every feature's best cell is named with its score, or none passed the bar
+    assert "correlation" in out or "no cell tracks" in out
+    assert main(["viz", run, corpus, "--chars", "200", "--cell", "0:1", "--terminal",
+                 "--colour"]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b[48;2;" in shown and "\u21b5" in shown  # ANSI backgrounds, newlines marked
+    assert main(["viz", run, corpus, "--cell", "1:0"]) == 2
+    assert "layer" in capsys.readouterr().err
+    assert main(["viz", run, corpus, "--terminal"]) == 2
+    assert "--cell" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--max-steps", "3"], "FILE"),
     (["train", "/nonexistent/file.txt", "--max-steps", "3"], "nonexistent"),
     (["sample", "/nonexistent/run"], "nonexistent"),
     (["eval", "/nonexistent/run", "/nonexistent/file"], "nonexistent"),
+    (["viz", "/nonexistent/run", "/nonexistent/file"], "nonexistent"),
     (["train", "x", "--time", "soon"], "duration"),
 ])
 def test_cli_user_errors_exit_2_with_a_message(argv, message, capsys):
@@ -225,3 +272,5 @@ def test_demo_runs_end_to_end_in_a_subprocess(tmp_path):
     assert "standard library" in out.stdout
     assert "What next" in out.stdout
     assert (tmp_path / "demo" / "best" / "weights.npz").exists()
+    page = tmp_path / "demo" / "viz.html"
+    assert f"{page}" in out.stdout and page.stat().st_size > 10_000

@@ -269,16 +269,19 @@ def _add_train(sub):
     g.add_argument("--vocab", choices=("bytes", "chars"))
     g.add_argument("--split", type=_split, help="train,val,test fractions (default 0.9,0.05,0.05)")
     g.add_argument("--seq-len", dest="seq_len", type=int, help="BPTT length T (default 100)")
-    g.add_argument("--batch", dest="batch_size", type=int, help="streams B (default 64)")
+    g.add_argument("--batch", dest="batch_size", type=int, help="streams B (default 32)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=("adam", "rmsprop", "sgd"))
     g.add_argument("--lr", type=float)
+    g.add_argument("--lr-schedule", dest="lr_schedule", choices=("epoch", "cosine"),
+                   help="cosine (the default): down to 0 at the end of the run; epoch: "
+                        "times --lr-decay every epoch from --lr-decay-start on (char-rnn's)")
     g.add_argument("--lr-decay", dest="lr_decay", type=float)
     g.add_argument("--lr-decay-start", dest="lr_decay_start", type=int)
     g.add_argument("--weight-decay", dest="weight_decay", type=float)
     g.add_argument("--clip", type=float, help="max global gradient norm (0: off)")
     g.add_argument("--seed", type=int)
-    g.add_argument("--threads", type=int)
+    g.add_argument("--threads", type=int, help="engine threads (default: 2, or 1 on one core)")
     g = p.add_argument_group("when to stop (default: 10 minutes)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--max-steps", dest="max_steps", type=int)
@@ -338,6 +341,53 @@ def _add_eval(sub):
     p.set_defaults(func=_user_errors(_eval))
 
 
+def _viz(args):
+    from lstm_c import cell_report, viz
+    from lstm_c.train import load_model
+    model, vocab, _ = load_model(args.run, args.checkpoint)
+    shown = [viz.parse_cell(spec, model.num_layers, model.hidden_size) for spec in args.cell]
+    if args.terminal and not shown:
+        raise UsageError("--terminal shows one cell: name it with --cell LAYER:UNIT")
+    text = cell_report.read_text(args.file, args.offset, args.chars, vocab.kind)
+    out = None if args.terminal else (args.out or os.path.join(args.run, "viz.html"))
+    rec, matches, page = cell_report.report(model, vocab, text, out, shown,
+                                            source=os.path.basename(args.file),
+                                            max_chars=args.chars)
+    if args.terminal:
+        for layer, unit in shown:
+            sys.stdout.write(viz.terminal(rec, layer, unit, colour=sys.stdout.isatty()
+                                          or args.colour) + "\n")
+        return 0
+    print(f"{rec.source}: {len(rec):,} characters, {rec.bits_per_char:.3f} bits/char")
+    print("cells that track features of the text:")
+    print(cell_report.describe(matches))
+    print(f"page: {page}")
+    return 0
+
+
+def _add_viz(sub):
+    p = sub.add_parser("viz", help="see what a trained run's cells do on a text",
+                       description="Record RUN's model over (the start of) FILE and write "
+                                   "one self-contained HTML page: the text coloured by "
+                                   "cells, the top-5 next-character guesses, gate "
+                                   "saturation, and the cells found to track features of "
+                                   "the text (line position, quotes, nesting, ...).")
+    p.add_argument("run", help="run directory")
+    p.add_argument("file", help="the text to look at")
+    p.add_argument("--checkpoint", default="best", help="best (default) or last")
+    p.add_argument("--cell", action="append", default=[], metavar="LAYER:UNIT",
+                   help="also show this cell (0-based; repeatable)")
+    p.add_argument("--chars", type=int, default=5000,
+                   help="characters of FILE to record (default 5000)")
+    p.add_argument("--offset", type=int, default=0, help="start at this byte of FILE")
+    p.add_argument("--out", help="the page (default RUN/viz.html)")
+    p.add_argument("--terminal", action="store_true",
+                   help="print the text coloured by the --cell cells instead (ANSI colours)")
+    p.add_argument("--colour", action="store_true",
+                   help="with --terminal: colours even when stdout is not a terminal")
+    p.set_defaults(func=_user_errors(_viz))
+
+
 def _demo(args):
     from lstm_c.demo import run_demo
     run_demo(args.run, seconds=args.time, progress=not args.no_progress)
@@ -356,7 +406,7 @@ def _add_demo(sub):
 
 # --------------------------------------------------------------------------- main
 
-_COMMANDS = (_add_demo, _add_train, _add_sample, _add_eval, _add_info, _add_bench)
+_COMMANDS = (_add_demo, _add_train, _add_sample, _add_eval, _add_viz, _add_info, _add_bench)
 
 
 def build_parser():

@@ -9,13 +9,14 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from lstm_c import cell_report
 from lstm_c.sample import sample_text
 from lstm_c.train import TrainConfig, load_model, train
 
 # Measured on 2 cores: the engine on 1 thread trains this size faster than on 2
 # (its per-step products are too small to split), about 12,000 chars/s.
 DEMO_CONFIG = dict(num_layers=2, hidden_size=256, embed_size=64, seq_len=64, batch_size=32,
-                   lr=3e-3, clip=5.0, eval_every=250, eval_chars=50_000, seed=0)
+                   dropout=0.0, lr=3e-3, clip=5.0, eval_every=250, eval_chars=50_000, seed=0)
 
 
 def stdlib_corpus(path, max_bytes=4_000_000):
@@ -47,6 +48,12 @@ def stdlib_corpus(path, max_bytes=4_000_000):
     return path, used, size
 
 
+def _held_out_code(corpus, n_bytes, chars=3000):
+    """Lines from the test split (the last 5%), which training never reads."""
+    text = cell_report.read_text(corpus, offset=int(n_bytes * 0.95), max_chars=chars)
+    return text[:text.rfind(b"\n") + 1]
+
+
 def run_demo(run_dir="lstm-c-demo", seconds=120.0, threads=1, length=600, progress=True):
     """Train for `seconds` on the standard library's source, save the run, print a sample."""
     run_dir = Path(run_dir)
@@ -67,9 +74,17 @@ def run_demo(run_dir="lstm-c-demo", seconds=120.0, threads=1, length=600, progre
     sys.stdout.write("def ")
     sample_text(model, vocab, length, prime="def ", temperature=0.8, seed=0, stream=sys.stdout)
     say("\n" + "-" * 72)
+    text = _held_out_code(corpus, n_bytes)
+    rec, matches, page = cell_report.report(model, vocab, text, run_dir / "viz.html",
+                                            source="held-out standard library source")
+    say(f"Inside the model, on {len(rec):,} characters it did not train on "
+        f"({rec.bits_per_char:.2f} bits/char), the cells that track features of the code:")
+    say(cell_report.describe(matches))
+    say(f"The text coloured by those cells, the model's top-5 guesses and its gates: {page}\n")
     say("What next:\n"
         f"  lstm-c sample {run_dir} --prime 'class ' --length 1000   # more text\n"
         f"  lstm-c eval {run_dir} FILE                                # bits/char on a file\n"
+        f"  lstm-c viz {run_dir} FILE --cell 1:0 --terminal           # one cell, in colour\n"
         f"  lstm-c train FILE --run RUN --time 600                     # your own text\n"
         f"  lstm-c train --resume {run_dir} --time 600                 # keep training this one")
     return summary

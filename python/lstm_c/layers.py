@@ -130,8 +130,11 @@ class _Recurrent:
             return np.zeros(4 * self.hidden_size, self.dtype)
         return self._params["bias_ih" + suffix] + self._params["bias_hh" + suffix]
 
-    def _layer_forward(self, layer, x, h0, c0, grad):
-        """Run the engine over one layer (inside self._threads()). Returns (hs, cs, acts, tanh_c)."""
+    def _layer_forward(self, layer, x, h0, c0, grad, fresh=False):
+        """Run the engine over one layer (inside self._threads()). Returns (hs, cs, acts, tanh_c).
+
+        fresh: what backward would read goes to new arrays, not the workspaces.
+        """
         suffix = self._suffix(layer)
         T, B, _ = x.shape
         H = self.hidden_size
@@ -141,9 +144,10 @@ class _Recurrent:
         hs = np.empty((T + 1, B, H), self.dtype)
         hs[0] = h0
         if grad:
-            cs = ws.get(("cs", layer), (T + 1, B, H))
-            acts = ws.get(("acts", layer), (T, B, 4 * H))
-            tanh_c = ws.get(("tanh_c", layer), (T, B, H))
+            get = (lambda key, shape: np.empty(shape, self.dtype)) if fresh else ws.get
+            cs = get(("cs", layer), (T + 1, B, H))
+            acts = get(("acts", layer), (T, B, 4 * H))
+            tanh_c = get(("tanh_c", layer), (T, B, H))
         else:
             # Separate scratch, so an inference call between forward and
             # backward leaves the saved training state alone.
@@ -268,6 +272,72 @@ class LSTM(_Recurrent):
         (h_n, c_n) : arrays of shape (num_layers, B, H) (unbatched: (num_layers, H))
         """
         grad = check.flag("grad", grad)
+        x, h0, c0, unbatched = self._inputs(x, hx, grad)
+        T, B, _ = x.shape
+        L, H = self.num_layers, self.hidden_size
+        saved = []
+        h_n = np.empty((L, B, H), self.dtype)
+        c_n = np.empty((L, B, H), self.dtype)
+        inp = x
+        with self._threads():  # once per call: switching OpenBLAS's threads is not free
+            for k in range(L):
+                hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad)
+                h_n[k] = hs[T]
+                c_n[k] = cs[-1]
+                y = hs[1:]
+                mask = None
+                if self.training and self.dropout > 0 and k < L - 1:
+                    keep = self._dropout_rng.random((T, B, H)) >= self.dropout
+                    mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+                saved.append((inp, (hs, cs, acts, tanh_c), mask))
+                inp = y if mask is None else y * mask
+        if grad:
+            self._saved = (saved, unbatched, B)
+            y.flags.writeable = False  # y is the state backward reads; copy it to change it
+        return self._outputs(y, h_n, c_n, unbatched)
+
+    def trace(self, x, hx=None):
+        """Run the sequence as inference (no dropout) and return every step's internals.
+
+        For looking inside a trained model (``lstm_c.record``). Keeps 7H numbers
+        per step and layer that ``forward`` never stores, and leaves the state
+        saved for ``backward`` alone. Inputs and outputs are those of ``forward``.
+
+        Returns
+        -------
+        y, (h_n, c_n) : as ``forward``
+        layers : list, one dict per layer, of arrays shaped (T, B, .) (batch_first:
+            (B, T, .); unbatched: (T, .)): "h", "c" and "tanh_c" (H wide), and
+            "gates" (4H wide: the activations of i, f, g, o, in torch's order).
+        """
+        x, h0, c0, unbatched = self._inputs(x, hx, grad=False)
+        T, B, _ = x.shape
+        L = self.num_layers
+        h_n = np.empty((L, B, self.hidden_size), self.dtype)
+        c_n = np.empty_like(h_n)
+        layers, inp = [], x
+        with self._threads():
+            for k in range(L):
+                hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad=True,
+                                                           fresh=True)
+                h_n[k], c_n[k] = hs[T], cs[T]
+                inp = hs[1:]
+                layers.append({"h": hs[1:], "c": cs[1:], "tanh_c": tanh_c, "gates": acts})
+        if unbatched:
+            layers = [{k: v[:, 0] for k, v in d.items()} for d in layers]
+        elif self.batch_first:
+            layers = [{k: v.transpose(1, 0, 2) for k, v in d.items()} for d in layers]
+        return (*self._outputs(inp, h_n, c_n, unbatched), layers)
+
+    def _outputs(self, y, h_n, c_n, unbatched):
+        if unbatched:
+            return y[:, 0, :], (h_n[:, 0, :], c_n[:, 0, :])
+        if self.batch_first:
+            y = y.transpose(1, 0, 2)
+        return y, (h_n, c_n)
+
+    def _inputs(self, x, hx, grad):
+        """x as (T, B, I) in the model's dtype, h0 and c0 as (L, B, H), and whether x was 2-D."""
         x = self._as_input(x, grad)
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected a 3-D array (T, B, I) or (B, T, I) with batch_first, "
@@ -292,32 +362,7 @@ class LSTM(_Recurrent):
             h0, c0 = self._state_pair(hx, "hx", shape, " (num_layers, batch, hidden_size)"
                                       if not unbatched else " (num_layers, hidden_size)")
             h0, c0 = h0.reshape(L, B, H), c0.reshape(L, B, H)
-
-        saved = []
-        h_n = np.empty((L, B, H), self.dtype)
-        c_n = np.empty((L, B, H), self.dtype)
-        inp = x
-        with self._threads():  # once per call: switching OpenBLAS's threads is not free
-            for k in range(L):
-                hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad)
-                h_n[k] = hs[T]
-                c_n[k] = cs[-1]
-                y = hs[1:]
-                mask = None
-                if self.training and self.dropout > 0 and k < L - 1:
-                    keep = self._dropout_rng.random((T, B, H)) >= self.dropout
-                    mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
-                saved.append((inp, (hs, cs, acts, tanh_c), mask))
-                inp = y if mask is None else y * mask
-        if grad:
-            self._saved = (saved, unbatched, B)
-            y.flags.writeable = False  # y is the state backward reads; copy it to change it
-
-        if unbatched:
-            return y[:, 0, :], (h_n[:, 0, :], c_n[:, 0, :])
-        if self.batch_first:
-            y = y.transpose(1, 0, 2)
-        return y, (h_n, c_n)
+        return x, h0, c0, unbatched
 
     def backward(self, dy, dhx=None):
         """Backpropagate through the last ``forward(..., grad=True)``.

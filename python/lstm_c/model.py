@@ -77,9 +77,9 @@ class CharLM:
     embed_size : int, default 64
         E, the width of the embedding.
     dropout : float in [0, 1), default 0.0
-        Dropout between LSTM layers in training mode (the LSTM's own; it has no
-        effect when ``num_layers == 1``). There is no dropout on the embedding
-        or on the last layer's output.
+        Dropout in training mode, where char-rnn has it: between LSTM layers
+        (the LSTM's own) and on the last layer's output, before the head.
+        There is none on the embedding.
     dtype : {np.float32, np.float64}, default np.float32
     seed : int or None
         Seeds the initial weights and the dropout masks.
@@ -126,8 +126,9 @@ class CharLM:
         self.dropout = self.lstm.dropout
         self.backend = backend
 
-        # The LSTM uses children 0 and 1 of SeedSequence(seed); these are 2 and 3.
-        embed_seq, head_seq = np.random.SeedSequence(self.seed).spawn(4)[2:]
+        # The LSTM uses children 0 and 1 of SeedSequence(seed); these are 2, 3 and 4.
+        embed_seq, head_seq, dropout_seq = np.random.SeedSequence(self.seed).spawn(5)[2:]
+        self._dropout_rng = np.random.default_rng(dropout_seq)
         V, E, H = self.vocab_size, self.embed_size, self.hidden_size
         k = 1.0 / np.sqrt(H)
         head_rng = np.random.default_rng(head_seq)
@@ -203,6 +204,22 @@ class CharLM:
         """Evaluation mode: no dropout. Returns self."""
         return self.train(False)
 
+    def rng_state(self):
+        """The dropout generators' states (JSON-able), to resume a training run exactly."""
+        return {"lstm": self.lstm.rng_state(),
+                "output": self._dropout_rng.bit_generator.state}
+
+    def set_rng_state(self, state):
+        """Restore a state from ``rng_state()``."""
+        if not isinstance(state, dict) or set(state) != {"lstm", "output"}:
+            raise ValueError("rng state: expected a dict with keys 'lstm' and 'output' "
+                             "(from CharLM.rng_state())")
+        self.lstm.set_rng_state(state["lstm"])
+        try:
+            self._dropout_rng.bit_generator.state = state["output"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"rng state: not a state of this generator ({e})") from None
+
     def init_state(self, batch_size):
         """The zero state (h, c), each an array of shape (L, batch_size, H)."""
         B = check.positive_int("batch_size", batch_size)
@@ -260,6 +277,11 @@ class CharLM:
         emb = np.take(self._params["embed.weight"], x, axis=0)                 # 1
         out, (h_n, c_n) = self.lstm.forward(emb, hx, grad=grad)               # 2
         Y = out.reshape(N, self.hidden_size)
+        mask = None
+        if self.training and self.dropout > 0:  # char-rnn's dropout before the decoder
+            keep = self._dropout_rng.random(Y.shape) >= self.dropout
+            mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+            Y = Y * mask
         # z is reused between calls; an evaluation forward gets its own, so the
         # dz that backward reads survives it.
         z = self._buffers.get("z" if grad else "z_eval", (N, V))
@@ -277,7 +299,7 @@ class CharLM:
             s *= 1.0 / N
             z *= s[:, None]
             z[rows, y.ravel()] -= 1.0 / N
-            self._saved = (x, Y, z)
+            self._saved = (x, Y, z, mask)
         return float(loss), (h_n.copy(), c_n.copy())
 
     def backward(self):
@@ -289,7 +311,7 @@ class CharLM:
         if self._saved is None:
             raise ValueError("backward() needs a forward(x, y, grad=True) first; "
                              "none has run since this model was made")
-        x, Y, dz = self._saved
+        x, Y, dz, mask = self._saved
         T, B = x.shape
         N, V, H, E = T * B, self.vocab_size, self.hidden_size, self.embed_size
         W = self._params["head.weight"]
@@ -299,6 +321,8 @@ class CharLM:
         self.grads["head.bias"] += dz.sum(axis=0)
         dy = self._buffers.get("dy", (T, B, H))
         np.dot(dz, W, out=dy.reshape(N, H))
+        if mask is not None:
+            dy *= mask.reshape(T, B, H)
         de, _ = self.lstm.backward(dy)                                         # 2'
         # 1': segment sums of de over equal ids (sorted), one row update per
         # distinct id; ~5x faster than np.add.at and exact for repeated ids.

@@ -34,7 +34,7 @@ import numbers
 import numpy as np
 
 __all__ = ["Optimizer", "Adam", "RMSprop", "SGD", "make_optimizer", "clip_grad_norm",
-           "decayed_lr"]
+           "decayed_lr", "cosine_lr"]
 
 
 def _number(name, value, lo=0.0, hi=math.inf, lo_open=False, hi_open=True):
@@ -487,3 +487,25 @@ def decayed_lr(base_lr, epoch, decay=0.97, start_epoch=10):
                 or value < 0):
             raise TypeError(f"{label} must be an int >= 0, got {value!r}")
     return base_lr * decay ** max(0, int(epoch) - int(start_epoch) + 1)
+
+
+def cosine_lr(base_lr, progress, final=0.0):
+    """Cosine annealing: ``base_lr`` at the start of a run, ``final * base_lr`` at its end.
+
+    Parameters
+    ----------
+    base_lr : float >= 0
+    progress : float in [0, 1]
+        How far through the run (0 at the first step, 1 at the end).
+    final : float in [0, 1], default 0.0
+        The rate at the end, as a fraction of ``base_lr``.
+
+    Returns
+    -------
+    float
+        ``base_lr * (final + (1 - final) * (1 + cos(pi * progress)) / 2)``
+    """
+    base_lr = _number("base_lr", base_lr)
+    progress = _number("progress", progress, 0.0, 1.0, hi_open=False)
+    final = _number("final", final, 0.0, 1.0, hi_open=False)
+    return base_lr * (final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
