@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_c import _validate as check
+from lstm_c.cells import find_cells  # noqa: F401  re-exported: lstm_c.viz.find_cells, the table
 from lstm_c.record import GATES
 
 TOP_K = 5
