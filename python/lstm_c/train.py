@@ -31,7 +31,8 @@ LR_SCHEDULES = ("epoch", "cosine")
 def _default_threads():
     # Two engine threads train the default 2x256, B=32 model 1.6x faster than
     # one; per-step products this small gain nothing from more (bench/RESULTS.md).
-    return min(2, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(2, cores or 1)
 
 
 @dataclasses.dataclass
@@ -168,7 +169,8 @@ class _Run:
             arrays, meta = checkpoint.load(run_dir, "last")
             if meta.get("kind") != "lstm-c char-lm run":
                 raise ValueError(f"{run_dir}/last: not a char-LM training checkpoint")
-            saved_cfg = TrainConfig.from_json(meta["train_config"])
+            # Runs saved before there was a choice of schedule used char-rnn's.
+            saved_cfg = TrainConfig.from_json({"lr_schedule": "epoch", **meta["train_config"]})
             # Only the stopping rules may change on resume; everything else is the run's own.
             for name in ("epochs", "max_steps", "time_budget"):
                 if getattr(cfg, name) is not None:
