@@ -54,7 +54,7 @@ def _held_out_code(corpus, n_bytes, chars=3000):
     return text[:text.rfind(b"\n") + 1]
 
 
-def run_demo(run_dir="lstm-c-demo", seconds=120.0, threads=None, length=600, progress=True):
+def run_demo(run_dir="lstm-c-demo", seconds=120.0, length=600, progress=True):
     """Train for `seconds` on the standard library's source, save the run, print a sample."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -65,8 +65,6 @@ def run_demo(run_dir="lstm-c-demo", seconds=120.0, threads=None, length=600, pro
     say("Bits per character start near 6.5 (a guess among the byte values) and fall as "
         "it learns; a plain zip of this text needs about 2.")
     cfg = TrainConfig(time_budget=seconds, **DEMO_CONFIG)
-    if threads is not None:
-        cfg.threads = threads
     summary = train(str(corpus), str(run_dir), cfg, progress=progress)
     say(f"\ntrained {summary['steps']} steps ({summary['chars_per_s']:,.0f} chars/s); best "
         f"validation {summary['best_val_bpc']:.3f} bits/char; saved in {run_dir}/best and "

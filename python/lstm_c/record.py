@@ -86,11 +86,6 @@ class Recording:
     def __len__(self):
         return len(self.ids)
 
-    @property
-    def nbytes(self):
-        return sum(a.nbytes for a in (self.ids, self.h, self.c, self.tanh_c, self.gates,
-                                      self.probs))
-
 
 def record(model, vocab, text, max_chars=MAX_CHARS, source=""):
     """Run `model` over `text` (B=1, from a zero state) and record its internals.
@@ -128,7 +123,8 @@ def record(model, vocab, text, max_chars=MAX_CHARS, source=""):
     gates = np.empty((L, N, 4, H), np.float32)
     probs = np.empty((N, V), np.float32)
     params = model.parameters()
-    W, b = params["head.weight"], params["head.bias"]
+    W_T = params["head.weight"].T.astype(np.float64)  # the softmax is taken in float64
+    b = params["head.bias"]
     state, nll = None, 0.0
     for start in range(0, N, CHUNK):
         chunk = ids[start:start + CHUNK]
@@ -139,7 +135,7 @@ def record(model, vocab, text, max_chars=MAX_CHARS, source=""):
             for name in out:
                 out[name][k, start:start + n] = d[name][:, 0]
             gates[k, start:start + n] = d["gates"][:, 0].reshape(n, 4, H)
-        z = y[:, 0].astype(np.float64) @ W.T.astype(np.float64) + b
+        z = y[:, 0].astype(np.float64) @ W_T + b
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
