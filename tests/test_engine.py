@@ -28,7 +28,8 @@ SHAPES = [(1, 1, 1, 1),
           (4, 3, 1, 6),
           (3, 4, 5, 1),
           (5, 3, 4, 4),
-          (30, 7, 13, 33)]
+          (30, 7, 13, 33),
+          (3, 9, 3, 70)]
 SHAPE_IDS = ["T{}-B{}-I{}-H{}".format(*s) for s in SHAPES]
 
 FORWARD_IN = ("x", "w_ih", "w_hh", "bias")
@@ -36,6 +37,23 @@ FORWARD_OUT = ("hs", "cs", "acts", "tanh_c")
 BACKWARD_IN = ("x", "w_ih", "w_hh", "hs", "cs", "acts", "tanh_c", "dy", "dh_n", "dc_n")
 BACKWARD_OUT = ("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db", "dgates")
 ACCUMULATED = ("dw_ih", "dw_hh", "db")
+
+
+
+@pytest.fixture(autouse=True, params=["blas", "packed-avx512", "packed-avx2", "packed-baseline"])
+def recurrent_kernel(request):
+    """Run every test on each recurrent product: per-step BLAS, and the packed
+    kernels of every instruction set this CPU can run (one wheel carries all)."""
+    kernel, _, level = request.param.partition("-")
+    if kernel == "packed":
+        if _lstm.packed_panel_units("float32") == 0:
+            pytest.skip("this build has no packed kernels")
+        if _lstm.use_packed_level(level) != level:
+            pytest.skip(f"this CPU cannot run the {level} kernels")
+    _lstm.set_recurrent_kernel(kernel)
+    yield request.param
+    _lstm.set_recurrent_kernel("auto")
+    _lstm.use_packed_level("avx512")
 
 
 # --------------------------------------------------------------------------

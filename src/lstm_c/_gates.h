@@ -26,6 +26,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
 #define LSTMC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define LSTMC_CLONES_ACTIVE 1
 /* The copy the loader picks on this CPU, for `lstm-c info`. */
 static const char *lstmc_kernel_isa(void)
 {

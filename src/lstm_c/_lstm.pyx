@@ -2,28 +2,26 @@
 
 Design
 ------
-The time loop runs without the GIL and without Python objects. Per layer:
+The time loop runs without the GIL and without Python objects, in one of two
+ways, picked per call (see "kernel choice"):
 
-- forward: one GEMM projects the input of all T steps at once (# 1a); each
-  step then does one recurrent product (# 1b) and one fused pass over the
-  gates that applies the activations, updates the cell and writes h (# 2, 3a,
-  3b).
-- backward: each step does one fused pass from dh, dc to the gate gradients
-  and one product for dh_prev (# 3b' .. 1b'); after the loop one GEMM each
-  gives dx, dW_ih and dW_hh over all T*B rows, and one reduction gives db
-  (# 1a').
+- packed (B > 1): W_hh, W_ih and the bias are packed once per forward call,
+  W_hh once more per backward call, and one C kernel per step (_recurrent.h)
+  does the step's products and its gate math while the sums are in registers.
+  The forward then needs no input GEMM and no transposes: the kernel reads the
+  rows of h_prev and x_t. The backward kernel gives dh of step t-1 and runs
+  that step's gate backward on it.
+- per-step BLAS (B = 1, or when asked): the input projection of all steps is
+  one GEMM that writes the bias and x @ W_ih^T into the (B, 4H) gate rows;
+  each step adds its recurrent product (gemv at B = 1: OpenBLAS's gemm with a
+  unit dimension is several times slower; at B > 1 a feature-major gemm on hT
+  (H, B), added in by a blocked transpose) and runs the fused gate pass of
+  _gates.h (vectorised, AVX-512 / AVX2 / baseline copies picked at run time).
 
-The gate math runs in C kernels over contiguous (B, 4H) gate rows
-(_gates.h: vectorised, with AVX-512 / AVX2 / baseline copies picked at run
-time). The input projection writes the bias and x @ W_ih^T into those rows.
-The forward recurrent product runs *feature-major*: h_prev is kept transposed
-as hT (H, B), so W_hh @ hT is a column-major NN gemm, the fastest OpenBLAS form
-at small B; its (4H, B) result is added into the rows by a blocked transpose.
-At B = 1 both per-step products are gemv calls (OpenBLAS's gemm with a unit
-dimension is several times slower) and need no transposes. The backward
-per-step product is a plain row-major gemm (measured no slower than the
-feature-major form). The only allocation is a small (B, 5H) scratch per call,
-outside the loop; every large buffer is passed in by the caller.
+Either way, the backward ends with one GEMM each for dx, dW_ih and dW_hh over
+all T*B rows and one reduction for db. Only scratch (packed weights, a small
+(B, 5H) buffer) is allocated per call, outside the loop; every large buffer is
+passed in by the caller.
 
 Notation
 --------
@@ -40,6 +38,8 @@ from libc.string cimport memcpy
 
 from lstm_c._blas cimport gemm, gemv
 from lstm_c._gates cimport backward_rows, forward_rows, kernel_isa
+from lstm_c._recurrent cimport (bwd_step, fwd_step, pack_bwd, pack_fwd, packed_bwd_len,
+                                packed_fwd_len, packed_unit, use_level)
 
 cdef extern from *:
     """
@@ -60,7 +60,70 @@ BUILD_INFO = {
     "compiler": LSTM_C_CC.decode("utf-8", "replace"),
     "dtypes": ("float32", "float64"),
     "gate kernels": kernel_isa().decode("ascii"),
+    "packed recurrent kernels": (f"{packed_unit(<float>0)} float32 / {packed_unit(<double>0)} "
+                                 f"float64 units per panel" if packed_unit(<float>0)
+                                 else "none (per-step BLAS only)"),
 }
+
+
+# ----------------------------------------------------------------- kernel choice
+# The per-step recurrent product runs either on per-step BLAS calls or on the
+# packed kernels of _recurrent.h. "auto" picks per call; "blas" and "packed"
+# force one, so tests can check both against the reference and benchmarks can
+# time both.
+
+RECURRENT_KERNELS = ("auto", "blas", "packed")
+cdef int _recurrent_mode = 0
+
+
+def set_recurrent_kernel(str name):
+    """Choose the recurrent product: "auto" (the default), "blas" or "packed"."""
+    global _recurrent_mode
+    if name not in RECURRENT_KERNELS:
+        raise ValueError(f"recurrent kernel must be one of {RECURRENT_KERNELS}, got {name!r}")
+    _recurrent_mode = RECURRENT_KERNELS.index(name)
+
+
+def get_recurrent_kernel():
+    return RECURRENT_KERNELS[_recurrent_mode]
+
+
+PACKED_LEVELS = ("baseline", "avx2", "avx512")
+
+
+def use_packed_level(str name):
+    """For tests: run the packed kernels of an instruction set up to this CPU's best.
+
+    Returns the level in force (the CPU's best when it lacks the one asked for).
+    """
+    if name not in PACKED_LEVELS:
+        raise ValueError(f"level must be one of {PACKED_LEVELS}, got {name!r}")
+    return PACKED_LEVELS[use_level(PACKED_LEVELS.index(name))]
+
+
+def packed_panel_units(dtype):
+    """Hidden units per packed panel on this CPU for "float32" or "float64"; 0: none in this build."""
+    if str(dtype) not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return packed_unit(<float>0) if str(dtype) == "float32" else packed_unit(<double>0)
+
+
+cdef bint _use_packed(Py_ssize_t T, Py_ssize_t B, floating dummy) noexcept:
+    if packed_unit(dummy) == 0 or _recurrent_mode == 1:
+        return False
+    if _recurrent_mode == 2:
+        return True
+    # Packing costs about one pass over W_hh; at B = 1 BLAS's gemv needs no
+    # packing and streams W_hh as fast.
+    return B > 1
+
+
+cdef floating* _aligned(Py_ssize_t n, void** raw, floating dummy) except NULL:
+    """n elements on a 64-byte boundary (whole cache lines for the vector loads); free(raw[0])."""
+    raw[0] = malloc(n * sizeof(floating) + 64)
+    if raw[0] == NULL:
+        raise MemoryError(f"could not allocate {n * sizeof(floating)} bytes for packed weights")
+    return <floating*>((<size_t>raw[0] + 63) & ~(<size_t>63))
 
 
 # ----------------------------------------------------------------- checks
@@ -144,14 +207,21 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
 
     # NULL tanh_c tells _forward not to store anything for backward.
     cdef floating* tanh_c_ptr = &tanh_c[0, 0, 0] if training else NULL
-    cdef floating* scratch = _scratch(5 * H * B, hs[0, 0, 0])
+    cdef void* raw = NULL
+    cdef floating* wp = NULL
+    cdef floating* scratch = NULL
     try:
+        if _use_packed(T, B, hs[0, 0, 0]):
+            wp = _aligned(packed_fwd_len(<int>H, <int>I, hs[0, 0, 0]), &raw, hs[0, 0, 0])
+        else:
+            scratch = _scratch(5 * H * B, hs[0, 0, 0])
         with nogil:
             _forward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0],
-                     &acts[0, 0, 0], tanh_c_ptr, scratch, scratch + 4 * H * B)
+                     &acts[0, 0, 0], tanh_c_ptr, wp, scratch, scratch + 4 * H * B)
     finally:
         free(scratch)
+        free(raw)
 
 
 # Transposes run in blocks of 16 source rows, so that both sides stay in L1:
@@ -179,16 +249,31 @@ cdef inline void _add_transposed(int rows, int cols, const floating* src, floati
 cdef void _forward(int T, int B, int I, int H,
                    const floating* x, const floating* w_ih, const floating* w_hh,
                    const floating* bias, floating* hs, floating* cs,
-                   floating* acts, floating* tanh_c,
+                   floating* acts, floating* tanh_c, floating* wp,
                    floating* rT, floating* hT) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
-    # nothing per step is kept beyond h.
+    # nothing per step is kept beyond h. wp: room for the packed W_hh, or
+    # NULL for per-step BLAS (which then uses the scratch rT, hT).
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, n
     cdef floating* a
     cdef floating* c
     cdef floating* h_t
+
+    if wp != NULL:
+        # 1a, 1b, 2, 3a, 3b in one kernel per step, straight from the rows of
+        # h_prev and x_t.
+        pack_fwd(H, I, w_hh, w_ih, bias, wp)
+        for t in range(T):
+            if tanh_c != NULL:
+                fwd_step(B, H, I, wp, hs + t * B * H, x + t * B * I, acts + t * B * G,
+                         cs + t * B * H, cs + (t + 1) * B * H, hs + (t + 1) * B * H,
+                         tanh_c + t * B * H)
+            else:
+                fwd_step(B, H, I, wp, hs + t * B * H, x + t * B * I, <floating*>NULL, cs,
+                         cs, hs + (t + 1) * B * H, <floating*>NULL)
+        return
 
     # 1a: input projection of every step at once, bias included:
     #     acts (T*B, 4H) = bias + x @ w_ih^T
@@ -277,16 +362,21 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     _expect("db", db.shape, (4 * H,))
     _expect("dgates", dgates.shape, (T, B, 4 * H))
 
+    cdef void* raw = NULL
+    cdef floating* wb = NULL
     cdef floating* scratch = _scratch(H * B, dx[0, 0, 0])
     try:
+        if _use_packed(T, B, dx[0, 0, 0]):
+            wb = _aligned(packed_bwd_len(<int>H, dx[0, 0, 0]), &raw, dx[0, 0, 0])
         with nogil:
             _backward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                       &w_hh[0, 0], &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
                       &tanh_c[0, 0, 0], &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
-                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], scratch)
+                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch)
     finally:
         free(scratch)
+        free(raw)
 
 
 cdef void _backward(int T, int B, int I, int H,
@@ -296,9 +386,10 @@ cdef void _backward(int T, int B, int I, int H,
                     const floating* dh_n, const floating* dc_n,
                     floating* dx, floating* dh0, floating* dc0,
                     floating* dw_ih, floating* dw_hh, floating* db,
-                    floating* dgates, floating* dh) noexcept nogil:
+                    floating* dgates, floating* wb, floating* dh) noexcept nogil:
     # dh (B, H) carries dL/dh between steps; dc0 doubles as the running
-    # dL/dc, updated in place from dc_n down to dc0.
+    # dL/dc, updated in place from dc_n down to dc0. wb: room for the packed
+    # W_hh, or NULL for per-step BLAS.
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, k, n
@@ -307,19 +398,25 @@ cdef void _backward(int T, int B, int I, int H,
 
     memcpy(dc0, dc_n, B * H * sizeof(floating))
     memcpy(dh, dh_n, B * H * sizeof(floating))
-    for t in range(T - 1, -1, -1):
-        dyt = dy + t * B * H
+    if wb != NULL:
+        # The last step's gates alone; then each kernel call gives dh of step
+        # t-1 and runs that step's gate backward on it (1b' .. 2').
+        pack_bwd(H, w_hh, wb)
+        dyt = dy + (T - 1) * B * H
         for n in range(B * H):
             dh[n] += dyt[n]
-        dg = dgates + t * B * G
-        backward_rows(B, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
-                      dh, dc0, dg)
-        # 1b': dh_prev (B, H) = dg (B, 4H) @ w_hh
-        if B == 1:
-            gemv(True, G, H, 1, w_hh, H, dg, 0, dh)
-        else:
-            gemm(False, False, B, H, G, 1, dg, G, w_hh, H, 0, dh, H)
-    memcpy(dh0, dh, B * H * sizeof(floating))
+        backward_rows(B, H, acts + (T - 1) * B * G, tanh_c + (T - 1) * B * H,
+                      cs + (T - 1) * B * H, dh, dc0, dgates + (T - 1) * B * G)
+        for t in range(T - 1, 0, -1):
+            bwd_step(B, H, wb, dgates + t * B * G, dy + (t - 1) * B * H,
+                     acts + (t - 1) * B * G, tanh_c + (t - 1) * B * H,
+                     cs + (t - 1) * B * H, dc0, dgates + (t - 1) * B * G,
+                     <floating*>NULL)
+        bwd_step(B, H, wb, dgates, <floating*>NULL, <floating*>NULL, <floating*>NULL,
+                 <floating*>NULL, <floating*>NULL, <floating*>NULL, dh0)
+    else:
+        _backward_blas_steps(T, B, H, w_hh, cs, acts, tanh_c, dy, dc0, dgates, dh)
+        memcpy(dh0, dh, B * H * sizeof(floating))
 
     # 1a': one GEMM each over all T*B rows, then the bias reduction
     if TB == 1:
@@ -331,3 +428,26 @@ cdef void _backward(int T, int B, int I, int H,
     for n in range(TB):
         for k in range(G):
             db[k] += dgates[n * G + k]
+
+
+cdef void _backward_blas_steps(int T, int B, int H, const floating* w_hh,
+                               const floating* cs, const floating* acts,
+                               const floating* tanh_c, const floating* dy,
+                               floating* dc, floating* dgates, floating* dh) noexcept nogil:
+    """The time loop of backward on per-step BLAS: dh in is dL/dh_T, out dL/dh_0."""
+    cdef int G = 4 * H
+    cdef Py_ssize_t t, n
+    cdef const floating* dyt
+    cdef floating* dg
+    for t in range(T - 1, -1, -1):
+        dyt = dy + t * B * H
+        for n in range(B * H):
+            dh[n] += dyt[n]
+        dg = dgates + t * B * G
+        backward_rows(B, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
+                      dh, dc, dg)
+        # 1b': dh_prev (B, H) = dg (B, 4H) @ w_hh
+        if B == 1:
+            gemv(True, G, H, 1, w_hh, H, dg, 0, dh)
+        else:
+            gemm(False, False, B, H, G, 1, dg, G, w_hh, H, 0, dh, H)
