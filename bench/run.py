@@ -6,6 +6,11 @@ installed wheel; this file is the entry point from a source checkout. Example,
 the numbers in bench/RESULTS.md:
 
     python bench/run.py --md bench/RESULTS.md --json bench/results.json
+
+and the perf-anchors grid (22 LSTM points x infer/train + 5 streaming points,
+1 and 2 threads; about 14 minutes on the 2-core project machine):
+
+    python bench/run.py --grid anchors --md anchors.md --json anchors.json --plot anchors.png
 """
 import sys
 

@@ -12,9 +12,9 @@ import lstm_c
 from lstm_c import bench
 from lstm_c.cli import main
 
-# A grid small enough for a test: one point, one thread, a few samples.
+# A grid small enough for a test: one point, one thread, a few samples, a tiny GEMM peak.
 TINY = ["bench", "--T", "5", "--B", "2", "--H", "8", "--I", "3", "--threads", "1",
-        "--min-time", "0.001"]
+        "--min-time", "0.001", "--peak-n", "64"]
 RUN_PY = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 # the console script of the environment running the tests (not some other lstm-c on PATH)
 SCRIPT = shutil.which("lstm-c", path=str(Path(sys.executable).parent))
@@ -65,14 +65,15 @@ def test_bench_tiny_grid(capsys, tmp_path):
     js, md = tmp_path / "r.json", tmp_path / "r.md"
     assert main(TINY + ["--json", str(js), "--md", str(md)]) == 0
     out = capsys.readouterr().out
-    header = out.splitlines()[0]
-    for col in ("lstm-c ms", "reference ms", "torch ms", "BLAS floor ms",
-                "reference / lstm-c", "lstm-c / floor", "check"):
-        assert col in header
+    header = next(line for line in out.splitlines() if line.startswith("| mode"))
+    for col in ("lstm-c", "reference", "torch", "BLAS floor", "reference / lstm-c",
+                "lstm-c / floor", "lstm-c GFLOP/s", "torch GFLOP/s", "% of peak", "check"):
+        assert f"| {col} |" in header
     rows = [line for line in out.splitlines() if line.startswith(("| infer", "| train"))]
     assert len(rows) == 2
     against = "torch" if _torch_importable() else "reference"
     assert all(f"ok ({against})" in r for r in rows), out
+    assert all(" ms |" in r for r in rows)
 
     data = json.loads(js.read_text())
     assert {r["mode"] for r in data["rows"]} == {"infer", "train"}
@@ -82,7 +83,11 @@ def test_bench_tiny_grid(capsys, tmp_path):
         assert r["floor"]["median"] > 0
         assert (r["torch"] is not None) == _torch_importable()
         assert r["check"]["ok"] is True
+        assert r["gemm_flops"] == 2 * 5 * 2 * 4 * 8 * (3 + 8) * (3 if r["mode"] == "train" else 1)
+        assert r["lstm_c_gflops"] > 0 and r["pct_peak"] > 0
+    assert [(p["dtype"], p["threads"], p["n"]) for p in data["peaks"]] == [("float32", 1, 64)]
     assert data["command"].startswith("lstm-c bench --T 5 --B 2 --H 8 --I 3")
+    assert data["resolved_command"].startswith("lstm-c bench --grid default --T 5 --B 2")
     text = md.read_text()
     assert "| infer | float32 | 5 | 2 | 3 | 8 | 1 | 1 |" in text
     assert f"lstm-c {lstm_c.__version__}" in text
@@ -92,13 +97,18 @@ def test_bench_without_reference_or_torch(capsys):
     assert main(TINY + ["--no-reference", "--no-torch", "--mode", "train",
                         "--dtype", "float64"]) == 0
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("| train"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    # lstm-c and floor timed; reference, torch and their ratios empty; nothing to check against
-    assert cells[1] == "float64"
-    assert cells[9] == cells[10] == "-"
-    assert cells[12] == cells[13] == "-"
-    assert cells[15].split(";")[0] == "-"
+    lines = out.splitlines()
+    header = next(x for x in lines if x.startswith("| mode"))
+    head = [c.strip() for c in header.strip("|").split("|")]
+    row = next(line for line in lines if line.startswith("| train"))
+    cells = dict(zip(head, (c.strip() for c in row.strip("|").split("|"))))
+    # lstm-c and floor timed; reference not timed (no column), torch and its ratio empty;
+    # nothing to check against
+    assert cells["dtype"] == "float64"
+    assert "reference" not in cells
+    assert cells["lstm-c"].endswith(" ms") and cells["BLAS floor"].endswith(" ms")
+    assert cells["torch"] == cells["torch / lstm-c"] == cells["torch GFLOP/s"] == "-"
+    assert cells["check"].split(";")[0] == "-"
 
 
 def test_bench_marks_a_failed_check(capsys, monkeypatch):

@@ -1,22 +1,39 @@
-"""Time lstm-c against the NumPy reference and torch.nn.LSTM, same weights, same threads.
+"""Time lstm-c against the NumPy reference and torch, same weights, same threads.
 
-For every grid point (dtype, T, B, I, H, layers) and thread count, two modes:
+Points (dtype, T, B, I, H, layers) come from a grid (``--grid``): ``default``,
+the product of --dtype, --B and --H at one --T, --I, --layers; ``quick``, a
+few small points in seconds (``--quick`` is the same); ``anchors``, the 22
+LSTM points and 5 streaming points of the perf-anchors tables, so lstm-c's
+numbers sit beside those of torch and the BLAS floor measured there. Each point
+is measured at every thread count, in each mode (``--mode``):
 
-  infer  forward only: lstm-c ``forward(x, hx, grad=False)``; torch under
-         ``torch.inference_mode()``.
-  train  forward + backward: lstm-c ``forward(x, hx)`` then ``backward(dy)``;
-         torch forward then ``torch.autograd.backward(y, dy)`` with x, h0, c0
-         requiring grad (so dx, dh0, dc0 and every parameter gradient are made).
+  infer   forward only: lstm-c ``forward(x, hx, grad=False)``; torch under
+          ``torch.inference_mode()``.
+  train   forward + backward: lstm-c ``forward(x, hx)`` then ``backward(dy)``;
+          torch forward then ``torch.autograd.backward(y, dy)`` with x, h0, c0
+          requiring grad (so dx, dh0, dc0 and every parameter gradient are made).
+  stream  one step at B = T = 1 with the state carried between calls (text
+          generation): lstm-c ``m.eval(); y, (h, c) = m.forward(x, (h, c))``,
+          torch's nn.LSTM and nn.LSTMCell under inference_mode; times in µs.
+  memory  peak memory growth of one training step, lstm-c and torch each in a
+          fresh process, beside the bytes lstm-c keeps for backward by formula.
 
-Columns: lstm-c (backend "cython"), the NumPy reference (backend "numpy"; slow, so
-few repetitions), torch (when importable), and the BLAS floor: only the BLAS
+Columns: lstm-c (backend "cython"), the NumPy reference (backend "numpy"; slow,
+so few repetitions; timed on the default and quick grids unless
+--no-reference), torch (when importable), and the BLAS floor: only the BLAS
 calls an LSTM cannot avoid, made with ``scipy.linalg.blas`` (the OpenBLAS the
 engine links) on preallocated arrays, fastest call layout per segment:
 forward = one (T*B, I)x(I, 4H) GEMM + T per-step (B, H)x(H, 4H) products per
 layer; backward = T per-step (B, 4H)x(4H, H) products + one GEMM each for dX,
-dW_ih, dW_hh. It leaves out the gate math but includes Python's cost per BLAS
-call (a fraction of a microsecond), which a compiled caller does not pay: at tiny
-sizes lstm-c/floor can dip below 1.
+dW_ih, dW_hh; a streaming step = two gemv calls per layer. It leaves out the
+gate math but includes Python's cost per BLAS call (a fraction of a
+microsecond), which a compiled caller does not pay: at tiny sizes
+lstm-c/floor can dip below 1.
+
+GFLOP/s count GEMM FLOPs as perf-anchors does (forward 2*T*B*4H*(I+H) per
+layer, training 3x). "% of peak" divides lstm-c's rate by the square-GEMM
+rate (?gemm, N=2048; --grid quick 1024) measured once per run at the same
+dtype and thread count.
 
 All models get torch's weights (or lstm-c's own when torch is missing). Before
 timing a point, lstm-c's outputs and gradients are checked against torch (or
@@ -32,26 +49,27 @@ steal cores from the next library timed.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import json
 import math
 import os
+import shlex
 import sys
-import time
 
 import numpy as np
 
+from . import bench_grid, bench_memory, bench_report
+from .bench_common import (BUSY, MIN_REPS, SETTLE_S, cpu_snapshot, import_torch,  # noqa: F401
+                           others_share, pinned_threads, rel_err, timeit, to_numpy)
+from .bench_peak import measure_peaks
+from .bench_stream import StreamPoint
 from .cli import UsageError
 
-DEFAULTS = dict(T=100, B=[1, 32], H=[128, 512], I=65, layers=1, dtype=["float32"],
-                threads=[1, 2], mode=["infer", "train"], min_time=0.25)
-QUICK = dict(T=50, B=[1, 32], H=[128], threads=[1], min_time=0.05)
-MIN_REPS = 5
+# The explicit (default) grid's shape; mode, threads and timings per grid: bench_grid.GRID_DEFAULTS
+DEFAULTS = dict(T=100, B=[1, 32], H=[128, 512], I=65, layers=1, dtype=["float32"])
+SHAPE_OPTIONS = ("T", "B", "H", "I", "layers")     # the default grid's only
+MODES = ("infer", "train", "stream", "memory")
 REF_REPS = 3            # the NumPy reference is slow: at most this many samples
-SETTLE_S = 0.15         # pause before each multi-thread measurement
 TOL = {"float32": 1e-3, "float64": 1e-9}   # max |a - b| / max |b|, loose on purpose
-BUSY = 0.10             # rows during which other work used more of the machine are marked
 
 
 # --------------------------------------------------------------------------- arguments
@@ -78,117 +96,115 @@ def _seconds(s):
 
 def add_arguments(p):
     """Add the ``lstm-c bench`` options to an argparse parser."""
-    d = DEFAULTS
+    d, g = DEFAULTS, bench_grid.GRID_DEFAULTS
+    p.add_argument("--grid", choices=bench_grid.GRIDS,
+                   help="which points: default (the --T/--B/--H/--I/--layers product), quick "
+                        "(seconds), anchors (the perf-anchors points: 22 LSTM + 5 streaming)")
+    p.add_argument("--quick", action="store_true", help="the same as --grid quick")
     p.add_argument("--T", type=_positive_int, metavar="N",
-                   help=f"sequence length (default {d['T']}; --quick {QUICK['T']})")
+                   help=f"sequence length (default grid; default {d['T']})")
     p.add_argument("--B", type=_positive_int, nargs="+", metavar="N",
-                   help=f"batch sizes (default {' '.join(map(str, d['B']))})")
+                   help=f"batch sizes (default grid; default {' '.join(map(str, d['B']))})")
     p.add_argument("--H", type=_positive_int, nargs="+", metavar="N",
-                   help=f"hidden sizes (default {' '.join(map(str, d['H']))}; "
-                        f"--quick {' '.join(map(str, QUICK['H']))})")
-    p.add_argument("--I", type=_positive_int, metavar="N", help=f"input size (default {d['I']})")
+                   help=f"hidden sizes (default grid; default {' '.join(map(str, d['H']))})")
+    p.add_argument("--I", type=_positive_int, metavar="N",
+                   help=f"input size (default grid; default {d['I']})")
     p.add_argument("--layers", type=_positive_int, metavar="N",
-                   help=f"stacked layers (default {d['layers']})")
+                   help=f"stacked layers (default grid; default {d['layers']})")
     p.add_argument("--dtype", nargs="+", choices=["float32", "float64"],
-                   help="dtypes (default float32)")
+                   help="dtypes (default float32; with --grid quick/anchors: keep only the "
+                        "points of these dtypes)")
     p.add_argument("--threads", type=_positive_int, nargs="+", metavar="N",
-                   help=f"thread counts (default {' '.join(map(str, d['threads']))}; --quick 1)")
-    p.add_argument("--mode", nargs="+", choices=["infer", "train"],
-                   help="what to time (default: infer train)")
+                   help=f"thread counts (default {' '.join(map(str, g['default']['threads']))}; "
+                        "--grid quick 1)")
+    p.add_argument("--mode", nargs="+", choices=MODES,
+                   help="what to measure (default: infer train; --grid quick and anchors: "
+                        "infer train stream). memory: one training step's peak memory, "
+                        "lstm-c and torch each in a fresh process")
     p.add_argument("--min-time", type=_seconds, metavar="S",
-                   help=f"seconds of samples per measurement (default {d['min_time']}; "
-                        f"--quick {QUICK['min_time']})")
-    p.add_argument("--quick", action="store_true",
-                   help="a smaller grid and shorter timings, for a first look")
-    p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
+                   help=f"seconds of samples per measurement (default "
+                        f"{g['default']['min_time']}; --grid quick {g['quick']['min_time']})")
+    p.add_argument("--peak-n", type=_positive_int, metavar="N",
+                   help=f"size of the square GEMM whose rate is the peak (default "
+                        f"{g['default']['peak_n']}; --grid quick {g['quick']['peak_n']})")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
+                   help="time the NumPy reference (default: yes, but not on --grid anchors)")
     p.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
     p.add_argument("--json", metavar="FILE", help="also write every timing and the environment")
-    p.add_argument("--md", metavar="FILE", help="also write the table and environment as Markdown")
+    p.add_argument("--md", metavar="FILE",
+                   help="also write the table as Markdown, after the command, date, machine "
+                        "and versions")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw lstm-c's speed-up over torch against H at 1 thread "
+                        "(needs matplotlib)")
 
 
 def _config(args):
-    """Resolve defaults (--quick changes some) into one plain dict."""
-    cfg = {}
+    """Resolve the grid and the defaults into one plain dict; UsageError on conflicts."""
+    grid = args.grid or ("quick" if args.quick else "default")
+    if args.quick and grid != "quick":
+        raise UsageError(f"--quick is --grid quick; it cannot go with --grid {grid}")
+    if grid != "default":
+        given = [f"--{k}" for k in SHAPE_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"--grid {grid} has fixed points; {', '.join(given)} "
+                             "apply only to --grid default")
+    cfg = dict(grid=grid)
     for k, v in DEFAULTS.items():
         given = getattr(args, k)
-        cfg[k] = given if given is not None else (QUICK.get(k, v) if args.quick else v)
-    for opt in ("json", "md"):
+        cfg[k] = given if given is not None else v
+    for k, v in bench_grid.GRID_DEFAULTS[grid].items():
+        given = getattr(args, k)
+        cfg[k] = given if given is not None else v
+    cfg["mode"] = list(dict.fromkeys(cfg["mode"]))   # in the order given, once each
+    for opt in ("json", "md", "plot"):
         path = getattr(args, opt)
         if path:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise UsageError(f"--{opt} {path}: directory {parent} does not exist")
-    cfg.update(reference=not args.no_reference, seed=args.seed, json=args.json, md=args.md)
+    if args.plot:
+        if args.no_torch:
+            raise UsageError("--plot draws the speed-up over torch: it cannot go with --no-torch")
+        if 1 not in cfg["threads"]:
+            raise UsageError("--plot draws the 1-thread rows: add 1 to --threads")
+        if not {"infer", "train", "stream"} & set(cfg["mode"]):
+            raise UsageError("--plot needs timed rows: add infer, train or stream to --mode")
+        from .bench_plot import import_pyplot
+        import_pyplot()   # a missing matplotlib is reported now, not after the timings
+    reference = args.reference if args.reference is not None else grid != "anchors"
+    cfg.update(reference=reference, seed=args.seed, json=args.json, md=args.md, plot=args.plot,
+               dtype_filter=args.dtype)
     return cfg
 
 
 def _command(cfg, torch_used):
-    parts = ["lstm-c bench", f"--T {cfg['T']}", "--B " + " ".join(map(str, cfg["B"])),
-             "--H " + " ".join(map(str, cfg["H"])), f"--I {cfg['I']}",
-             f"--layers {cfg['layers']}", "--dtype " + " ".join(cfg["dtype"]),
-             "--threads " + " ".join(map(str, cfg["threads"])),
-             "--mode " + " ".join(cfg["mode"]), f"--min-time {cfg['min_time']:g}"]
-    if not cfg["reference"]:
-        parts.append("--no-reference")
+    """The command with every option spelled out (what the run measured)."""
+    parts = ["lstm-c bench", f"--grid {cfg['grid']}"]
+    if cfg["grid"] == "default":
+        parts += [f"--T {cfg['T']}", "--B " + " ".join(map(str, cfg["B"])),
+                  "--H " + " ".join(map(str, cfg["H"])), f"--I {cfg['I']}",
+                  f"--layers {cfg['layers']}", "--dtype " + " ".join(cfg["dtype"])]
+    elif cfg["dtype_filter"]:
+        parts.append("--dtype " + " ".join(cfg["dtype_filter"]))
+    parts += ["--threads " + " ".join(map(str, cfg["threads"])),
+              "--mode " + " ".join(cfg["mode"]), f"--min-time {cfg['min_time']:g}",
+              f"--peak-n {cfg['peak_n']}", "--reference" if cfg["reference"] else "--no-reference"]
     if not torch_used:
         parts.append("--no-torch")
     if cfg["seed"]:
         parts.append(f"--seed {cfg['seed']}")
+    for opt in ("json", "md", "plot"):
+        if cfg[opt]:
+            parts.append(f"--{opt} {shlex.quote(cfg[opt])}")
     return " ".join(parts)
 
 
-# --------------------------------------------------------------------------- timing
-
-def timeit(fn, min_time, min_reps=MIN_REPS, max_reps=None, settle=0.0, warmup=True):
-    """Median seconds per call of ``fn()``: samples until >= min_time and >= min_reps.
-
-    Calls shorter than 1 ms are repeated ``number`` times per sample. ``settle``
-    seconds of sleep come first (lets other thread pools' spinning workers stop).
-    """
-    if settle:
-        time.sleep(settle)
-    t0 = time.perf_counter()
-    if warmup:
-        fn()
-    first = time.perf_counter() - t0
-    number = max(1, int(1e-3 / first)) if first > 0 else 1
-    samples = []
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        while (len(samples) < min_reps or time.perf_counter() - start < min_time) and \
-                (max_reps is None or len(samples) < max_reps):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            samples.append((time.perf_counter() - t0) / number)
-    finally:
-        if gc_was:
-            gc.enable()
-    return {"median": float(np.median(samples)), "min": float(min(samples)),
-            "reps": len(samples), "number": number}
-
-
-@contextlib.contextmanager
-def pinned_threads(n, torch):
-    """lstm-c's engine, BLAS / OpenMP pools (threadpoolctl) and torch's intra-op pool, all at n threads."""
-    from threadpoolctl import threadpool_limits
-
-    import lstm_c
-    old = torch.get_num_threads() if torch is not None else None
-    old_engine = lstm_c.get_num_threads()
-    with threadpool_limits(limits=n):
-        lstm_c.set_num_threads(n)
-        if torch is not None:
-            torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            lstm_c.set_num_threads(old_engine)
-            if torch is not None:
-                torch.set_num_threads(old)
+def _typed_command(args, resolved):
+    """What was typed (``lstm-c`` and its arguments), else the resolved command."""
+    argv = getattr(args, "argv", None)
+    return "lstm-c " + shlex.join(argv) if argv else resolved
 
 
 # --------------------------------------------------------------------------- BLAS floor
@@ -311,21 +327,11 @@ class BlasFloor:
                                      "dwih": (a["dWih"], f64("dG").T @ f64("X")),
                                      "dwhh": (a["dWhh"], f64("dG").T @ f64("Hs"))}[seg]
                     f(*args)
-                    ok[f"{seg}:{v}"] = _rel_err(dst, want) <= rtol
+                    ok[f"{seg}:{v}"] = rel_err(dst, want) <= rtol
         return ok
 
 
 # --------------------------------------------------------------------------- one point
-
-def _rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    scale = np.max(np.abs(b)) if b.size else 0.0
-    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a)))
-
-
-def _to_numpy(t):
-    return t.detach().cpu().numpy()
-
 
 class Point:
     """One (dtype, T, B, I, H, L): the models with identical weights, inputs, the check."""
@@ -344,7 +350,7 @@ class Point:
         if torch is not None:
             torch.manual_seed(seed)
             self.tm = torch.nn.LSTM(I, H, num_layers=L, dtype=getattr(torch, dtype))
-            state = {k: _to_numpy(v) for k, v in self.tm.state_dict().items()}
+            state = {k: to_numpy(v) for k, v in self.tm.state_dict().items()}
             self.m.load_state_dict(state)
         else:
             state = {k: np.array(v) for k, v in self.m.state_dict().items()}
@@ -393,10 +399,10 @@ class Point:
                 y_inf, _ = self.tm(x.detach(), (h0.detach(), c0.detach()))
             y, (hn, cn) = self.tm(x, (h0, c0))
             torch.autograd.backward(y, torch.from_numpy(self.dy))
-            grads = {k: _to_numpy(p.grad) for k, p in self.tm.named_parameters()}
-            return "torch", dict(y_infer=_to_numpy(y_inf), y=_to_numpy(y), h_n=_to_numpy(hn),
-                                 c_n=_to_numpy(cn), dx=_to_numpy(x.grad),
-                                 dh0=_to_numpy(h0.grad), dc0=_to_numpy(c0.grad)), grads
+            grads = {k: to_numpy(p.grad) for k, p in self.tm.named_parameters()}
+            return "torch", dict(y_infer=to_numpy(y_inf), y=to_numpy(y), h_n=to_numpy(hn),
+                                 c_n=to_numpy(cn), dx=to_numpy(x.grad),
+                                 dh0=to_numpy(h0.grad), dc0=to_numpy(c0.grad)), grads
         if self.ref is not None:
             return ("reference",) + self._run(self.ref)
         return None, None, None
@@ -418,154 +424,187 @@ class Point:
         if against is None:
             return {"against": None, "ok": None}
         got, got_g = self._run(self.m)
-        errs = {k: _rel_err(got[k], want[k]) for k in want}
-        errs.update({k: _rel_err(got_g[k], want_g[k]) for k in want_g})
+        errs = {k: rel_err(got[k], want[k]) for k in want}
+        errs.update({k: rel_err(got_g[k], want_g[k]) for k in want_g})
         worst = max(errs, key=errs.get)
         ok = all(math.isfinite(e) and e <= TOL[self.key["dtype"]] for e in errs.values())
         return {"against": against, "max_rel_err": errs[worst], "worst": worst, "ok": ok,
                 "errors": errs}
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- one row
 
-def _ms(r):
-    if r is None:
-        return "-"
-    v = r["median"] * 1e3
-    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.3g}"
-
-
-def _ratio(a, b):
-    return f"{a['median'] / b['median']:.2f}" if a and b else "-"
-
-
-def format_table(rows):
-    head = ["mode", "dtype", "T", "B", "I", "H", "L", "threads", "lstm-c ms", "reference ms",
-            "torch ms", "BLAS floor ms", "torch / lstm-c", "reference / lstm-c",
-            "lstm-c / floor", "check"]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        c = r["check"]
-        mark = ("-" if c["ok"] is None else
-                f"ok ({c['against']})" if c["ok"] else
-                f"**MISMATCH** {c['worst']} {c['max_rel_err']:.1e} vs {c['against']}")
-        if (r.get("others") or 0) > BUSY:
-            mark += f"; busy {r['others']:.0%}"
-        cells = [r["mode"], r["dtype"], r["T"], r["B"], r["I"], r["H"], r["L"], r["threads"],
-                 _ms(r["lstm_c"]), _ms(r["reference"]), _ms(r["torch"]), _ms(r["floor"]),
-                 _ratio(r["torch"], r["lstm_c"]), _ratio(r["reference"], r["lstm_c"]),
-                 _ratio(r["lstm_c"], r["floor"]), mark]
-        out.append("| " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(out)
-
-
-def _markdown(rows, info, command, notes):
-    from .cli import format_info
-    return "\n".join([
-        "# lstm-c benchmark", "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M %Z')}: `{command}`", "",
-        "Rerun: the same command (or `python bench/run.py` with the same options) "
-        "plus `--md FILE` writes this page.", "",
-        "Times are medians in ms. Ratios above 1 in `torch / lstm-c` and "
-        "`reference / lstm-c` mean lstm-c is faster; `lstm-c / floor` is how far lstm-c is "
-        "from the unavoidable BLAS calls alone (see `lstm-c bench --help`).", "",
-        format_table(rows), "", *notes, "",
-        "Environment (`lstm-c info`):", "", "```", format_info(info), "```", ""])
-
-
-# --------------------------------------------------------------------------- run
-
-def _cpu_snapshot():
-    """(wall s, machine busy CPU-s, this process's CPU-s); None where /proc/stat is missing.
-
-    Busy includes steal time: on a VM, the host running someone else is contention too."""
-    try:
-        with open("/proc/stat") as f:
-            user, nice, system, idle, iowait, irq, softirq, steal = map(
-                int, f.readline().split()[1:9])
-        tick = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, AttributeError):
-        return None
-    t = os.times()
-    return (time.perf_counter(), (user + nice + system + irq + softirq + steal) / tick,
-            t.user + t.system)
-
-
-def _others(before, after):
-    """Share of the machine (0..1) used by anything but this process between two snapshots."""
-    if before is None or after is None or after[0] <= before[0]:
-        return None
-    other = (after[1] - before[1]) - (after[2] - before[2])
-    return max(0.0, other / ((after[0] - before[0]) * (os.cpu_count() or 1)))
-
-
-def _import_torch():
-    try:
-        import torch
-        return torch
-    except Exception:
-        return None
-
-
-def _time_row(pt, mode, threads, min_time, with_torch):
+def _time_row(pt, mode, threads, min_time, with_torch, with_reference):
     """Time every column of one row; threads are already pinned by the caller."""
     settle = SETTLE_S if threads > 1 else 0.0
     row = dict(mode=mode, **pt.key, threads=threads)
-    snap = _cpu_snapshot()
+    snap = cpu_snapshot()
     row["lstm_c"] = timeit(pt.model_fn(pt.m, mode), min_time, settle=settle)
     row["torch"] = (timeit(pt.torch_fn(mode), min_time, settle=settle)
                     if with_torch else None)
     row["reference"] = (timeit(pt.model_fn(pt.ref, mode), min(min_time, 0.1), min_reps=1,
                                max_reps=REF_REPS, settle=settle)
-                        if pt.ref is not None else None)
+                        if with_reference and pt.ref is not None else None)
     fl = pt.floor.time("fwd", min_time, settle=settle)
     if mode == "train":
         bwd = pt.floor.time("bwd", min_time, settle=settle)
         fl = {"median": fl["median"] + bwd["median"],
               "variants": {**fl["variants"], **bwd["variants"]}}
     row["floor"] = fl
-    row["others"] = _others(snap, _cpu_snapshot())
+    row["others"] = others_share(snap, cpu_snapshot())
     return row
+
+
+def _add_rates(row, peaks):
+    """GEMM FLOPs of the row's call, lstm-c's and torch's GFLOP/s, and lstm-c's % of the peak."""
+    T, B, I, H, L = (row[k] for k in ("T", "B", "I", "H", "L"))
+    flops = bench_grid.gemm_flops(T, B, I, H, L, "train" if row["mode"] == "train" else "infer")
+    row["gemm_flops"] = flops
+    row["lstm_c_gflops"] = flops / row["lstm_c"]["median"] / 1e9
+    row["torch_gflops"] = flops / row["torch"]["median"] / 1e9 if row["torch"] else None
+    peak = peaks.get((row["dtype"], row["threads"]))
+    row["pct_peak"] = 100 * row["lstm_c_gflops"] / peak["gflops"] if peak else None
+
+
+# --------------------------------------------------------------------------- run
+
+def _log(s):
+    print(s, file=sys.stderr, flush=True)
+
+
+def _mismatch(check, k):
+    """Log a failed check of the point with key ``k``; returns True when it failed."""
+    if check["ok"] is not False:
+        return False
+    _log(f"bench: MISMATCH {k['dtype']} T={k['T']} B={k['B']} I={k['I']} H={k['H']} L={k['L']}: "
+         f"{check['worst']} max rel err {check['max_rel_err']:.2e} vs {check['against']} "
+         f"(tolerance {TOL[k['dtype']]:g})")
+    return True
+
+
+def _points(cfg):
+    """(LSTM points, streaming points) of the run's grid."""
+    if cfg["grid"] == "default":
+        shape = dict(dtypes=cfg["dtype"], T=cfg["T"], B=cfg["B"], I=cfg["I"], H=cfg["H"],
+                     L=cfg["layers"])
+        stream = dict(dtypes=cfg["dtype"], I=cfg["I"], H=cfg["H"], L=cfg["layers"])
+    else:
+        shape = stream = dict(dtypes=cfg["dtype_filter"])
+    return (bench_grid.lstm_points(cfg["grid"], **shape),
+            bench_grid.stream_points(cfg["grid"], **stream))
+
+
+def _lstm_rows(cfg, points, torch, peaks, counter):
+    """infer / train rows of every point and thread count; returns (rows, any check failed)."""
+    modes = [m for m in cfg["mode"] if m in ("infer", "train")]
+    rows, failed = [], False
+    if not modes:
+        return rows, failed
+    for i, (dt, T, B, I, H, L) in enumerate(points):
+        pt = Point(dt, T, B, I, H, L, torch, cfg["seed"] + i, cfg["reference"])
+        with pinned_threads(1, torch):
+            check = pt.check()
+        failed |= _mismatch(check, pt.key)
+        for n in cfg["threads"]:
+            with pinned_threads(n, torch):
+                for mode in modes:
+                    _log(f"bench: [{next(counter)}] {mode} {dt} T={T} B={B} I={I} H={H} L={L} "
+                         f"threads={n}")
+                    row = _time_row(pt, mode, n, cfg["min_time"], torch is not None,
+                                    cfg["reference"])
+                    row["check"] = check
+                    _add_rates(row, peaks)
+                    _warn_busy(row)
+                    rows.append(row)
+        del pt   # its BLAS-floor arrays are large: free them before the next point
+    return rows, failed
+
+
+def _stream_rows(cfg, points, torch, peaks, counter):
+    """stream rows of every streaming point and thread count; returns (rows, failed)."""
+    rows, failed = [], False
+    for i, (dt, I, H, L) in enumerate(points):
+        sp = StreamPoint(dt, I, H, L, torch, cfg["seed"] + i, cfg["reference"])
+        with pinned_threads(1, torch):
+            check = sp.check(TOL[dt])
+        failed |= _mismatch(check, sp.key)
+        for n in cfg["threads"]:
+            _log(f"bench: [{next(counter)}] stream {dt} I={I} H={H} L={L} threads={n}")
+            with pinned_threads(n, torch):
+                snap = cpu_snapshot()
+                row = sp.time_row(n, cfg["min_time"])
+                row["others"] = others_share(snap, cpu_snapshot())
+            row["check"] = check
+            _add_rates(row, peaks)
+            _warn_busy(row)
+            rows.append(row)
+    return rows, failed
+
+
+def _memory_rows(cfg, points, with_torch, counter):
+    """One training step's memory per point: two fresh processes each (bench_memory)."""
+    rows = []
+    for dt, T, B, I, H, L in points:
+        _log(f"bench: [{next(counter)}] memory {dt} T={T} B={B} I={I} H={H} L={L} (subprocesses)")
+        rows.append(bench_memory.memory_row(dt, T, B, I, H, L, cfg["seed"], with_torch))
+    return rows
+
+
+def _warn_busy(row):
+    if (row["others"] or 0) > BUSY:
+        _log(f"bench: warning: other processes used {row['others']:.0%} of the machine while "
+             "this row was timed")
+
+
+def _count(total):
+    k = 0
+    while True:
+        k += 1
+        yield f"{k}/{total}"
 
 
 def run(args):
     """``lstm-c bench``: returns 0, or 1 when a correctness check failed."""
     cfg = _config(args)
     try:
-        import lstm_c  # loads the engine and its BLAS, so threadpoolctl can pin it
+        import lstm_c  # noqa: F401  loads the engine and its BLAS, so threadpoolctl can pin it
     except Exception as e:
         raise UsageError(f"cannot import the lstm-c engine ({type(e).__name__}: {e}); "
                          "is the package built? (pip install .)") from None
-    torch = None if args.no_torch else _import_torch()
+    torch = None if args.no_torch else import_torch()
     notes = []
     if torch is None and not args.no_torch:
         notes.append("torch is not installed: no torch column (pip install 'lstm-c[torch]').")
-    points = [(dt, cfg["T"], B, cfg["I"], H, cfg["layers"])
-              for dt in cfg["dtype"] for B in cfg["B"] for H in cfg["H"]]
-    n_total = len(points) * len(cfg["threads"]) * len(cfg["mode"])
-    rows, failed, k = [], False, 0
-    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    for i, (dt, T, B, I, H, L) in enumerate(points):
-        pt = Point(dt, T, B, I, H, L, torch, cfg["seed"] + i, cfg["reference"])
-        with pinned_threads(1, torch):
-            check = pt.check()
-        if check["ok"] is False:
-            failed = True
-            log(f"bench: MISMATCH {dt} T={T} B={B} I={I} H={H} L={L}: {check['worst']} "
-                f"max rel err {check['max_rel_err']:.2e} vs {check['against']} "
-                f"(tolerance {TOL[dt]:g})")
-        for n in cfg["threads"]:
-            with pinned_threads(n, torch):
-                for mode in cfg["mode"]:
-                    k += 1
-                    log(f"bench: [{k}/{n_total}] {mode} {dt} T={T} B={B} I={I} H={H} L={L} "
-                        f"threads={n}")
-                    row = _time_row(pt, mode, n, cfg["min_time"], torch is not None)
-                    row["check"] = check
-                    if (row["others"] or 0) > BUSY:
-                        log(f"bench: warning: other processes used {row['others']:.0%} of the "
-                            "machine while this row was timed")
-                    rows.append(row)
+    if cfg["plot"] and torch is None:
+        raise UsageError("--plot draws the speed-up over torch, and torch is not installed "
+                         "(pip install 'lstm-c[torch]')")
+    points, stream = _points(cfg)
+    modes = cfg["mode"]
+    timed = points if {"infer", "train"} & set(modes) else []
+    stream = stream if "stream" in modes else []
+    if not (timed or stream or ("memory" in modes and points)):
+        raise UsageError(f"--grid {cfg['grid']} has no point of dtype "
+                         f"{' '.join(cfg['dtype_filter'] or cfg['dtype'])} for --mode "
+                         f"{' '.join(modes)}")
+    n_seq = sum(m in ("infer", "train") for m in modes)
+    total = (len(timed) * n_seq + len(stream)) * len(cfg["threads"]) + \
+        (len(points) if "memory" in modes else 0)
+    counter = _count(total)
+
+    peaks = {}
+    dtypes = sorted({p[0] for p in timed} | {p[0] for p in stream})
+    if dtypes:
+        _log(f"bench: GEMM peak, N={cfg['peak_n']}, {' '.join(dtypes)}, threads "
+             f"{' '.join(map(str, cfg['threads']))}")
+        peaks = measure_peaks(dtypes, cfg["threads"], cfg["peak_n"], cfg["min_time"],
+                              lambda n: pinned_threads(n, torch))
+    rows, failed = _lstm_rows(cfg, timed, torch, peaks, counter)
+    stream_rows, stream_failed = _stream_rows(cfg, stream, torch, peaks, counter)
+    rows += stream_rows
+    failed |= stream_failed
+    memory = (_memory_rows(cfg, points, torch is not None, counter)
+              if "memory" in modes else [])
+
     seen = [r["others"] for r in rows if r["others"] is not None]
     if seen:
         notes.append(f"Other processes used at most {max(seen):.0%} of the machine's CPU time "
@@ -578,19 +617,34 @@ def run(args):
         notes.append("Rows marked MISMATCH: lstm-c disagrees with "
                      f"{'torch' if torch is not None else 'the reference'}; "
                      "their times mean little.")
-    print(format_table(rows))
+    memory_table = None
+    if memory:
+        memory_table = bench_memory.format_memory_table(memory)
+        notes.append(bench_memory.MEMORY_NOTE)
+    if rows:
+        print(bench_report.format_peaks(peaks))
+        print(bench_report.format_table(rows))
+    if memory_table:
+        print(memory_table)
     for note in notes:
         print(note)
+    resolved = _command(cfg, torch is not None)
+    command = _typed_command(args, resolved)
     if cfg["json"] or cfg["md"]:
         from .cli import collect_info
         info = collect_info()
-        command = _command(cfg, torch is not None)
         if cfg["json"]:
             with open(cfg["json"], "w") as f:
-                json.dump({"command": command, "config": cfg, "environment": info,
-                           "rows": rows}, f, indent=1, default=str)
+                json.dump({"command": command, "resolved_command": resolved, "config": cfg,
+                           "environment": info,
+                           "peaks": [dict(p) for p in peaks.values()],
+                           "rows": rows, "memory": memory}, f, indent=1, default=str)
         if cfg["md"]:
             with open(cfg["md"], "w") as f:
-                f.write(_markdown(rows, info, command, notes))
+                f.write(bench_report.markdown(rows, info, command, notes, peaks, torch,
+                                              resolved=resolved, memory_table=memory_table))
+    if cfg["plot"]:
+        from .bench_plot import plot_speedup
+        plot_speedup(rows, cfg["plot"], title=command)
+        print(f"plot: {cfg['plot']}")
     return 1 if failed else 0
-

@@ -423,10 +423,12 @@ def build_parser():
 def main(argv=None):
     """Run the ``lstm-c`` command line; returns the exit status (0 ok, 2 user error)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: --help/--version (0) or a bad argument (2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    args.argv = argv  # what was typed, for pages that must say how to rerun them
     if args.command is None:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: choose a command: {', '.join(parser.commands)}",
