@@ -487,3 +487,30 @@ def test_engine_still_works_after_refused_calls(record_error):
     want = _backward(ref, p, u, _forward(ref, p))
     for k in BACKWARD_OUT:
         assert record_error("engine vs reference", np.float64, got[k], want[k], k) <= TOL[np.float64]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_denormals_are_flushed_inside_the_engine_and_kept_outside(dtype):
+    """A denormal c0 carried by a forget gate of 1 comes out as 0 from the engine
+    (flush-to-zero there, where they would cost a slow path), while NumPy's own
+    arithmetic after the call still keeps denormals (the caller's setting is back)."""
+    if "flushed" not in _lstm.BUILD_INFO["denormals"]:
+        pytest.skip("this CPU keeps denormals in the engine")
+    tiny = np.finfo(dtype).smallest_normal / 4   # a denormal
+    T, B, I, H = 1, 2, 1, 3
+    p = {"x": np.zeros((T, B, I), dtype), "h0": np.zeros((B, H), dtype),
+         "c0": np.full((B, H), tiny, dtype), "w_ih": np.zeros((4 * H, I), dtype),
+         "w_hh": np.zeros((4 * H, H), dtype), "bias": np.zeros(4 * H, dtype)}
+    p["bias"][H:2 * H] = 50.0   # forget gate 1: c1 = c0 + i * tanh(0) = c0
+    args = _forward_args(p, training=True)
+    _lstm.forward_layer(**args)
+    assert np.all(args["cs"][1] == 0)
+    assert np.all(_reference_keeps_the_denormal(p))
+    assert dtype(tiny) * dtype(1.0) == tiny   # NumPy after the call: denormals kept
+
+
+def _reference_keeps_the_denormal(p):
+    """The reference (IEEE arithmetic) carries the denormal through."""
+    args = _forward_args(p, training=True)
+    ref.forward_layer(**args)
+    return args["cs"][1] == np.finfo(p["c0"].dtype).smallest_normal / 4

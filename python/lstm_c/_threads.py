@@ -9,12 +9,13 @@ threads (1 unless ``set_num_threads`` says otherwise) and then puts back what
 the caller had, so the caller's own SciPy calls are left as they were.
 """
 
-import contextlib
+import ctypes
 
 from lstm_c import _validate as check
 
 _num_threads = 1
 _controllers = None
+_engine_calls = None
 
 
 def set_num_threads(n):
@@ -48,25 +49,65 @@ def _all_blas():
     return [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
 
 
-@contextlib.contextmanager
+def _direct_calls(controller):
+    """(get, set) as plain ctypes functions of an OpenBLAS, or None.
+
+    threadpoolctl looks its functions up on every call (5 us a switch, as much
+    as a whole streaming step at H=128); these calls cost well under one.
+    """
+    symbol = getattr(controller, "_get_symbol", None)  # threadpoolctl >= 3.2, OpenBLAS only
+    if controller.internal_api != "openblas" or symbol is None:
+        return None
+    get, set_ = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+    if get is None or set_ is None:
+        return None
+    get = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(get, ctypes.c_void_p).value)
+    set_ = ctypes.CFUNCTYPE(None, ctypes.c_int)(ctypes.cast(set_, ctypes.c_void_p).value)
+    return get, set_
+
+
+def _calls_of(controllers):
+    return [_direct_calls(c) or (c.get_num_threads, c.set_num_threads) for c in controllers]
+
+
+class _ThreadsOf:
+    """A context that runs its block with these BLAS libraries at n threads,
+    then puts back what each had. A small class, not a generator: one is made
+    and entered on every engine call, so its own cost counts."""
+
+    __slots__ = ("_calls", "_n", "_changed")
+
+    def __init__(self, calls, n):
+        self._calls = calls
+        self._n = n
+        self._changed = ()
+
+    def __enter__(self):
+        n, changed = self._n, []
+        for get, set_ in self._calls:
+            old = get()
+            if old != n:
+                set_(n)
+                changed.append((set_, old))
+        self._changed = changed
+        return self
+
+    def __exit__(self, *exc):
+        for set_, old in self._changed:
+            set_(old)
+        return False
+
+
 def _threads_of(controllers, n):
-    """Run the block with these BLAS libraries at n threads, then put back what they had."""
-    changed = []
-    for c in controllers:
-        old = c.get_num_threads()
-        if old != n:
-            c.set_num_threads(n)
-            changed.append((c, old))
-    try:
-        yield
-    finally:
-        for c, old in changed:
-            c.set_num_threads(old)
+    return _ThreadsOf(_calls_of(controllers), n)
 
 
 def engine_threads():
     """Run the block with the engine's BLAS at get_num_threads() threads."""
-    return _threads_of(_engine_blas(), _num_threads)
+    global _engine_calls
+    if _engine_calls is None:
+        _engine_calls = _calls_of(_engine_blas())
+    return _ThreadsOf(_engine_calls, _num_threads)
 
 
 def other_blas_single_threaded():

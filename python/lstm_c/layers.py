@@ -296,6 +296,16 @@ class LSTM(_Recurrent):
             y.flags.writeable = False  # y is the state backward reads; copy it to change it
         return self._outputs(y, h_n, c_n, unbatched)
 
+    def freeze(self):
+        """A FrozenLSTM: inference with these weights packed once (see lstm_c.frozen).
+
+        The fast way to run one step at a time, as when sampling text. It does
+        not see later changes to this model's weights: freeze again for those.
+        """
+        from lstm_c.frozen import FrozenLSTM
+
+        return FrozenLSTM(self)
+
     def trace(self, x, hx=None):
         """Run the sequence as inference (no dropout) and return every step's internals.
 

@@ -360,7 +360,7 @@ class CharLM:
         z += self._params["head.bias"]
         return z.reshape(T, B, self.vocab_size), (h_n.copy(), c_n.copy())
 
-    def step(self, ids, state):
+    def step(self, ids, state, frozen=None):
         """One step of inference, the fast path for sampling.
 
         The LSTM's inference forward over one step: no dropout, whatever the
@@ -372,6 +372,9 @@ class CharLM:
             The current symbol of each sequence.
         state : pair (h, c) of arrays of shape (L, B, H)
             From ``init_state(B)``, ``forward`` or a previous ``step``; not modified.
+        frozen : FrozenLSTM, optional
+            ``self.lstm.freeze()``, made once for many steps (as ``sample.generate``
+            does): runs the step on weights packed once instead of per call.
 
         Returns
         -------
@@ -383,12 +386,15 @@ class CharLM:
         ids = _ids(ids, "ids", self.vocab_size, 1, "(B,) of ids")
         h0, c0 = self._state(state, ids.shape[0])
         x = self._params["embed.weight"][ids][None]  # (1, B, E)
-        training = self.lstm.training
-        self.lstm.training = False  # no dropout, and no draw from its generator
-        try:
-            y, state = self.lstm.forward(x, (h0, c0), grad=False)
-        finally:
-            self.lstm.training = training
+        if frozen is not None:
+            y, state = frozen(x, (h0, c0))
+        else:
+            training = self.lstm.training
+            self.lstm.training = False  # no dropout, and no draw from its generator
+            try:
+                y, state = self.lstm.forward(x, (h0, c0), grad=False)
+            finally:
+                self.lstm.training = training
         logits = np.dot(y[0], self._params["head.weight"].T)
         logits += self._params["head.bias"]
         return logits, state

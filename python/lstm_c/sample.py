@@ -75,15 +75,16 @@ def generate(model, length, *, prime_ids=(), temperature=1.0, top_k=None, top_p=
     model.eval()
     try:
         state = model.init_state(1)
+        frozen = model.lstm.freeze()  # the weights packed once for all the steps
         prime_ids = list(prime_ids) or [0]
         for i in prime_ids:
-            logits, state = model.step(np.array([i]), state)
+            logits, state = model.step(np.array([i]), state, frozen)
         for _ in range(length):
             p = next_distribution(logits[0], temperature, top_k, top_p)
             # inverse CDF: one uniform draw per symbol, reproducible from the seed
             i = min(int(np.searchsorted(np.cumsum(p), rng.random(), side="right")), p.size - 1)
             yield i
-            logits, state = model.step(np.array([i]), state)
+            logits, state = model.step(np.array([i]), state, frozen)
     finally:
         model.train(was_training)
 

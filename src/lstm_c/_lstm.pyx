@@ -41,6 +41,11 @@ from lstm_c._gates cimport backward_rows, forward_rows, kernel_isa
 from lstm_c._recurrent cimport (bwd_step, fwd_step, pack_bwd, pack_fwd, packed_bwd_len,
                                 packed_fwd_len, packed_unit, use_level)
 
+cdef extern from "_fpenv.h" nogil:
+    unsigned int denormals_off "lstmc_denormals_off"() noexcept
+    void fpenv_restore "lstmc_fpenv_restore"(unsigned int old) noexcept
+    int flushes_denormals "lstmc_flushes_denormals"() noexcept
+
 cdef extern from *:
     """
     #ifndef LSTM_C_DEBUG
@@ -60,6 +65,7 @@ BUILD_INFO = {
     "compiler": LSTM_C_CC.decode("utf-8", "replace"),
     "dtypes": ("float32", "float64"),
     "gate kernels": kernel_isa().decode("ascii"),
+    "denormals": "flushed to zero in engine calls" if flushes_denormals() else "kept",
     "packed recurrent kernels": (f"{packed_unit(<float>0)} float32 / {packed_unit(<double>0)} "
                                  f"float64 units per panel" if packed_unit(<float>0)
                                  else "none (per-step BLAS only)"),
@@ -208,6 +214,7 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
     # NULL tanh_c tells _forward not to store anything for backward.
     cdef floating* tanh_c_ptr = &tanh_c[0, 0, 0] if training else NULL
     cdef void* raw = NULL
+    cdef unsigned int csr
     cdef floating* wp = NULL
     cdef floating* scratch = NULL
     try:
@@ -216,9 +223,11 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         else:
             scratch = _scratch(5 * H * B, hs[0, 0, 0])
         with nogil:
+            csr = denormals_off()
             _forward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0],
                      &acts[0, 0, 0], tanh_c_ptr, wp, scratch, scratch + 4 * H * B)
+            fpenv_restore(csr)
     finally:
         free(scratch)
         free(raw)
@@ -363,17 +372,20 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     _expect("dgates", dgates.shape, (T, B, 4 * H))
 
     cdef void* raw = NULL
+    cdef unsigned int csr
     cdef floating* wb = NULL
     cdef floating* scratch = _scratch(H * B, dx[0, 0, 0])
     try:
         if _use_packed(T, B, dx[0, 0, 0]):
             wb = _aligned(packed_bwd_len(<int>H, dx[0, 0, 0]), &raw, dx[0, 0, 0])
         with nogil:
+            csr = denormals_off()
             _backward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                       &w_hh[0, 0], &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
                       &tanh_c[0, 0, 0], &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
                       &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch)
+            fpenv_restore(csr)
     finally:
         free(scratch)
         free(raw)
@@ -451,3 +463,127 @@ cdef void _backward_blas_steps(int T, int B, int H, const floating* w_hh,
             gemv(True, G, H, 1, w_hh, H, dg, 0, dh)
         else:
             gemm(False, False, B, H, G, 1, dg, G, w_hh, H, 0, dh, H)
+
+
+# ----------------------------------------------------------------- frozen inference
+
+cdef class PackedLSTM:
+    """A stack of LSTM layers packed once for inference (``LSTM.freeze()``).
+
+    Holds, per layer, W_ih, W_hh and b_ih + b_hh in the forward layout of
+    _recurrent.h, so ``packed_forward`` runs with no packing, no BLAS call and
+    no thread switch: a streaming step (T = 1) costs one pass over the packed
+    weights. Later changes to the arrays it was made from are not seen.
+    """
+    cdef void* raw
+    cdef char* data
+    cdef readonly int num_layers, input_size, hidden_size
+    cdef readonly object dtype
+    cdef Py_ssize_t total
+    cdef Py_ssize_t offsets[64]
+
+    def __cinit__(self, list w_ih, list w_hh, list bias):
+        cdef Py_ssize_t L = len(w_ih), k, total = 0, I, H
+        if L < 1 or L > 64 or len(w_hh) != L or len(bias) != L:
+            raise ValueError(f"expected 1 to 64 layers, each with w_ih, w_hh and bias; got "
+                             f"{len(w_ih)}, {len(w_hh)}, {len(bias)}")
+        first = w_hh[0]
+        self.dtype = first.dtype
+        if self.dtype.name not in ("float32", "float64"):
+            raise TypeError(f"weights must be float32 or float64, got {self.dtype}")
+        H = first.shape[1]
+        I = w_ih[0].shape[1]
+        self.num_layers, self.input_size, self.hidden_size = L, I, H
+        if packed_unit(<float>0) == 0:
+            raise RuntimeError("this build of lstm-c has no packed kernels")
+        _blas_int(4 * H, "4 * hidden size")
+        _blas_int(I, "input size I")
+        for k in range(L):
+            want = {"w_ih": (4 * H, I if k == 0 else H), "w_hh": (4 * H, H), "bias": (4 * H,)}
+            for name, a in zip(want, (w_ih[k], w_hh[k], bias[k])):
+                if a.shape != want[name]:
+                    raise ValueError(f"{name} of layer {k}: expected shape {want[name]}, "
+                                     f"got {a.shape}")
+            for a in (w_ih[k], w_hh[k], bias[k]):
+                if a.dtype != self.dtype or not a.flags.c_contiguous:
+                    raise ValueError(f"layer {k}: expected C-contiguous {self.dtype} arrays")
+            self.offsets[k] = total
+            if self.dtype.name == "float32":
+                total += packed_fwd_len(<int>H, <int>(I if k == 0 else H), <float>0) * sizeof(float)
+            else:
+                total += packed_fwd_len(<int>H, <int>(I if k == 0 else H), <double>0) * sizeof(double)
+        self.total = total
+        self.raw = malloc(total + 64)
+        if self.raw == NULL:
+            raise MemoryError(f"could not allocate {total} bytes for packed weights")
+        self.data = <char*>((<size_t>self.raw + 63) & ~(<size_t>63))
+        for k in range(L):
+            if self.dtype.name == "float32":
+                _pack_layer[float](self, k, w_ih[k], w_hh[k], bias[k])
+            else:
+                _pack_layer[double](self, k, w_ih[k], w_hh[k], bias[k])
+
+    def __dealloc__(self):
+        free(self.raw)
+
+    @property
+    def nbytes(self):
+        """Bytes of packed weights held."""
+        return self.total
+
+cdef int _pack_layer(PackedLSTM p, Py_ssize_t k, const floating[:, ::1] w_ih,
+                     const floating[:, ::1] w_hh, const floating[::1] bias) except -1:
+    with nogil:
+        pack_fwd(p.hidden_size, <int>w_ih.shape[1], &w_hh[0, 0], &w_ih[0, 0], &bias[0],
+                 <floating*>(p.data + p.offsets[k]))
+    return 0
+
+
+def packed_forward(PackedLSTM p,
+                   const floating[:, :, ::1] x,    # IN  (T, B, I)
+                   floating[:, :, ::1] h,          # IN/OUT (L, B, H): h0 in, h_n out
+                   floating[:, :, ::1] c,          # IN/OUT (L, B, H): c0 in, c_n out
+                   floating[:, :, ::1] y):         # OUT (T, B, H)
+    """Inference over all layers and steps with the packed weights of ``p``.
+
+    Runs step by step through the stack (step t of layer k as soon as step t
+    of layer k-1 is done), so nothing of size T is kept between layers.
+    """
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2]
+    cdef Py_ssize_t L = p.num_layers, H = p.hidden_size
+    if p.dtype.itemsize != sizeof(floating):
+        raise TypeError(f"x: expected {p.dtype}, the dtype of the packed weights")
+    if I != p.input_size:
+        raise ValueError(f"x: expected input size {p.input_size}, got shape {tuple(x.shape)}")
+    _blas_int(T * B, "T*B")
+    _expect("h", h.shape, (L, B, H))
+    _expect("c", c.shape, (L, B, H))
+    _expect("y", y.shape, (T, B, H))
+    # h ping-pongs between the caller's h and this scratch: the kernel reads
+    # h_prev while it writes h_t.
+    cdef floating* other = _scratch(L * B * H, y[0, 0, 0])
+    cdef floating* cur
+    cdef floating* nxt
+    cdef const floating* inp
+    cdef Py_ssize_t t, k, in_k
+    cdef unsigned int csr
+    try:
+        with nogil:
+            csr = denormals_off()
+            for t in range(T):
+                inp = &x[t, 0, 0]
+                for k in range(L):
+                    cur = &h[k, 0, 0] if t % 2 == 0 else other + k * B * H
+                    nxt = other + k * B * H if t % 2 == 0 else &h[k, 0, 0]
+                    in_k = I if k == 0 else H
+                    fwd_step(<int>B, <int>H, <int>in_k,
+                             <const floating*>(p.data + p.offsets[k]), cur, inp,
+                             <floating*>NULL, &c[k, 0, 0], &c[k, 0, 0], nxt,
+                             <floating*>NULL)
+                    inp = nxt
+                memcpy(&y[t, 0, 0], inp, B * H * sizeof(floating))
+            if T % 2 == 1:
+                memcpy(&h[0, 0, 0], other, L * B * H * sizeof(floating))
+            fpenv_restore(csr)
+    finally:
+        free(other)
