@@ -65,8 +65,31 @@ def test_table_leaves_out_columns_no_row_fills():
                lstm_c={"median": 1e-3}, torch=None, reference=None, floor={"median": 5e-4},
                check={"ok": None}, others=None)
     head = bench_report.format_table([row]).splitlines()[0]
-    assert "reference" not in head and "LSTMCell" not in head
+    assert "reference" not in head and "LSTMCell" not in head and "frozen" not in head
     assert "| lstm-c / floor | lstm-c GFLOP/s | torch GFLOP/s | % of peak | check |" in head
+
+
+def test_stream_rows_add_the_frozen_column_and_its_ratios():
+    stream = dict(mode="stream", dtype="float32", T=1, B=1, I=3, H=8, L=1, threads=1,
+                  lstm_c={"median": 4e-6}, lstm_c_frozen={"median": 2e-6},
+                  torch={"median": 8e-6}, torch_cell={"median": 6e-6}, reference=None,
+                  floor={"median": 1e-6}, check={"ok": None}, others=None)
+    infer = dict(mode="infer", dtype="float32", T=1, B=1, I=1, H=1, L=1, threads=1,
+                 lstm_c={"median": 1e-3}, torch=None, reference=None, floor={"median": 5e-4},
+                 check={"ok": None}, others=None)
+    lines = bench_report.format_table([infer, stream]).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = [dict(zip(head, (c.strip() for c in x.strip("|").split("|")))) for x in lines[2:]]
+    # the frozen ratios sit beside lstm-c's own, as in the rest of the table
+    assert head.index("lstm-c frozen") == head.index("lstm-c") + 1
+    assert head.index("torch / lstm-c frozen") == head.index("torch / lstm-c") + 1
+    assert head.index("LSTMCell / lstm-c frozen") == head.index("LSTMCell / lstm-c") + 1
+    assert head.index("lstm-c frozen / floor") == head.index("lstm-c / floor") + 1
+    assert cells[1]["lstm-c frozen"] == "2 µs"
+    assert (cells[1]["torch / lstm-c frozen"], cells[1]["LSTMCell / lstm-c frozen"],
+            cells[1]["lstm-c frozen / floor"]) == ("4.00", "3.00", "2.00")
+    # a sequence row has no frozen call: its cells are empty, not an error
+    assert all(cells[0][c] == "-" for c in head if "frozen" in c)
 
 
 def test_no_point_for_the_dtype_is_a_usage_error(capsys):

@@ -13,8 +13,10 @@ is measured at every thread count, in each mode (``--mode``):
           torch forward then ``torch.autograd.backward(y, dy)`` with x, h0, c0
           requiring grad (so dx, dh0, dc0 and every parameter gradient are made).
   stream  one step at B = T = 1 with the state carried between calls (text
-          generation): lstm-c ``m.eval(); y, (h, c) = m.forward(x, (h, c))``,
-          torch's nn.LSTM and nn.LSTMCell under inference_mode; times in µs.
+          generation): lstm-c ``m.eval(); y, (h, c) = m.forward(x, (h, c))``;
+          lstm-c frozen, the same call on ``frozen = m.freeze()`` (made once,
+          before timing: weights packed once, not per call); torch's nn.LSTM
+          and nn.LSTMCell under inference_mode; times in µs.
   memory  peak memory growth of one training step, lstm-c and torch each in a
           fresh process, beside the bytes lstm-c keeps for backward by formula.
 
@@ -36,8 +38,9 @@ rate (?gemm, N=2048; --grid quick 1024) measured once per run at the same
 dtype and thread count.
 
 All models get torch's weights (or lstm-c's own when torch is missing). Before
-timing a point, lstm-c's outputs and gradients are checked against torch (or
-the reference); a row whose check fails is marked and the exit status is 1.
+timing a point, lstm-c's outputs and gradients (stream: the outputs of both
+calls, plain and frozen) are checked against torch (or the reference); a row
+whose check fails is marked and the exit status is 1.
 
 Timing: ``time.perf_counter``, one warm-up call, then samples until at least
 ``--min-time`` seconds and 5 samples; the median is reported. Calls under 1 ms

@@ -3,8 +3,9 @@
 One line per workload (dtype, batch, mode; T and I where they differ from
 most rows', L when above 1), speed-up = torch's time / lstm-c's time, so above the line at 1.0
 lstm-c is faster. Two panels: inference (with the streaming step, against
-``nn.LSTM`` solid and ``nn.LSTMCell`` dashed) and training. matplotlib is
-imported only here, and only when a plot is asked for.
+``nn.LSTM`` solid and ``nn.LSTMCell`` dashed, and the frozen step, ``m.freeze()``,
+against ``nn.LSTM`` dotted) and training. matplotlib is imported only here, and
+only when a plot is asked for.
 """
 from __future__ import annotations
 
@@ -24,9 +25,13 @@ def import_pyplot():
     return plt
 
 
-def _label(dtype, mode, B, T, I, L, usual):
-    """'f32 B=16 train', plus T, I where they differ from the usual row's, and L > 1."""
-    parts = [f"f{dtype[-2:]}", "stream" if mode == "stream" else f"B={B} {mode}"]
+def _label(dtype, mode, B, T, I, L, usual, frozen=False):
+    """'f32 B=16 train', plus T, I where they differ from the usual row's, and L > 1.
+
+    Stream rows are 'f32 stream', or 'f32 stream (frozen)' for the frozen call's series.
+    """
+    stream = "stream (frozen)" if frozen else "stream"
+    parts = [f"f{dtype[-2:]}", stream if mode == "stream" else f"B={B} {mode}"]
     if mode != "stream":
         parts += [f"{name}={value}" for name, value in (("T", T), ("I", I))
                   if value != usual[name]]
@@ -44,7 +49,9 @@ def speedup_series(rows, threads=1):
     """{(panel, label): [(H, torch / lstm-c)]} per workload, from the rows at ``threads``.
 
     panel is "train" or "infer" (the streaming step is inference). Stream rows
-    give two series: against nn.LSTM and (one layer) nn.LSTMCell.
+    give up to three series: lstm-c against nn.LSTM and (one layer) nn.LSTMCell,
+    and lstm-c frozen against nn.LSTM ("stream (frozen)", drawn when the row has
+    a frozen time).
     """
     rows = [r for r in rows if r["threads"] == threads and r.get("torch") and r.get("lstm_c")]
     sequence_rows = [r for r in rows if r["mode"] != "stream"]
@@ -58,6 +65,11 @@ def speedup_series(rows, threads=1):
         if r["mode"] == "stream" and r.get("torch_cell"):
             series.setdefault((panel, label + " vs LSTMCell"), []).append(
                 (r["H"], r["torch_cell"]["median"] / r["lstm_c"]["median"]))
+        if r["mode"] == "stream" and r.get("lstm_c_frozen"):
+            frozen = _label(r["dtype"], r["mode"], r["B"], r["T"], r["I"], r["L"], usual,
+                            frozen=True)
+            series.setdefault((panel, frozen), []).append(
+                (r["H"], r["torch"]["median"] / r["lstm_c_frozen"]["median"]))
     return {k: sorted(v) for k, v in series.items()}
 
 
@@ -88,9 +100,10 @@ def plot_speedup(rows, path, title=None):
     drawn = {"infer": 0, "train": 0}
     for (panel, label), points in series.items():
         hs, ratios = zip(*points)
+        style = ("--" if label.endswith("LSTMCell") else ":" if "(frozen)" in label else "-")
         panels[panel].plot(hs, ratios, color=colours[drawn[panel] % len(colours)],
                            marker="s" if label.startswith("f64") else "o",
-                           linestyle="--" if label.endswith("LSTMCell") else "-", label=label)
+                           linestyle=style, label=label)
         drawn[panel] += 1
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:

@@ -48,27 +48,36 @@ def format_table(rows):
     """Markdown table of the timed rows.
 
     Columns that no row fills are left out: the NumPy reference (when not
-    timed) and torch's LSTMCell (only streaming rows have it).
+    timed), and lstm-c frozen and torch's LSTMCell (only streaming rows have
+    them), with their ratios.
     """
     has_ref = any(r.get("reference") for r in rows)
-    has_cell = any(r["mode"] == "stream" for r in rows)
+    has_stream = any(r["mode"] == "stream" for r in rows)
     cols = [("mode", lambda r: r["mode"]), ("dtype", lambda r: r["dtype"]),
             *[(k, (lambda k: lambda r: r[k])(k)) for k in ("T", "B", "I", "H", "L")],
             ("threads", lambda r: r["threads"]),
             ("lstm-c", lambda r: format_time(r["lstm_c"], r["mode"]))]
+    if has_stream:
+        cols.append(("lstm-c frozen", lambda r: format_time(r.get("lstm_c_frozen"), r["mode"])))
     if has_ref:
         cols.append(("reference", lambda r: format_time(r.get("reference"), r["mode"])))
     cols.append(("torch", lambda r: format_time(r["torch"], r["mode"])))
-    if has_cell:
+    if has_stream:
         cols.append(("torch LSTMCell", lambda r: format_time(r.get("torch_cell"), r["mode"])))
     cols += [("BLAS floor", lambda r: format_time(r["floor"], r["mode"])),
              ("torch / lstm-c", lambda r: _ratio(r["torch"], r["lstm_c"]))]
-    if has_cell:
-        cols.append(("LSTMCell / lstm-c", lambda r: _ratio(r.get("torch_cell"), r["lstm_c"])))
+    if has_stream:
+        cols += [("torch / lstm-c frozen", lambda r: _ratio(r["torch"], r.get("lstm_c_frozen"))),
+                 ("LSTMCell / lstm-c", lambda r: _ratio(r.get("torch_cell"), r["lstm_c"])),
+                 ("LSTMCell / lstm-c frozen",
+                  lambda r: _ratio(r.get("torch_cell"), r.get("lstm_c_frozen")))]
     if has_ref:
         cols.append(("reference / lstm-c", lambda r: _ratio(r.get("reference"), r["lstm_c"])))
-    cols += [("lstm-c / floor", lambda r: _ratio(r["lstm_c"], r["floor"])),
-             ("lstm-c GFLOP/s", lambda r: _gflops(r.get("lstm_c_gflops"))),
+    cols.append(("lstm-c / floor", lambda r: _ratio(r["lstm_c"], r["floor"])))
+    if has_stream:
+        cols.append(("lstm-c frozen / floor",
+                     lambda r: _ratio(r.get("lstm_c_frozen"), r["floor"])))
+    cols += [("lstm-c GFLOP/s", lambda r: _gflops(r.get("lstm_c_gflops"))),
              ("torch GFLOP/s", lambda r: _gflops(r.get("torch_gflops"))),
              ("% of peak", lambda r: "-" if r.get("pct_peak") is None
               else f"{r['pct_peak']:.0f}%"),
@@ -154,7 +163,9 @@ def markdown(rows, info, command, notes, peaks, torch, resolved=None, memory_tab
                 "Times are medians: ms for infer and train rows, µs for stream rows "
                 "(B = T = 1, the state carried between calls). `torch / lstm-c` above 1 means "
                 "lstm-c is faster; `lstm-c / floor` is how far lstm-c is from the unavoidable "
-                "BLAS calls alone (see `lstm-c bench --help`). GFLOP/s count GEMM FLOPs only "
+                "BLAS calls alone (see `lstm-c bench --help`). `lstm-c frozen` (stream rows) is "
+                "the same step on `m.freeze()`: the weights packed once, not on every call. "
+                "GFLOP/s count GEMM FLOPs only "
                 "(forward 2·T·B·4H·(I+H) per layer, training 3x).", "",
                 format_table(rows), ""]
     if memory_table:

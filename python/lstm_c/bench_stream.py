@@ -5,6 +5,9 @@ from the BLAS floor (perf-anchors section 4, "Streaming step"). Per point:
 
   lstm-c         ``m.eval(); y, (h, c) = m.forward(x, (h, c))``, x of shape (1, 1, I)
                  (the call perf-anchors' anchor_bench times);
+  lstm-c frozen  the same carried call on ``frozen = m.freeze()``, made once before
+                 timing: ``y, (h, c) = frozen(x, (h, c))``, the weights packed once
+                 instead of on every call (the way to sample text one step at a time);
   torch LSTM     ``nn.LSTM`` on the same (1, 1, I) input, under ``torch.inference_mode()``;
   torch LSTMCell ``nn.LSTMCell`` on (1, I), same mode (one layer only: a stack of
                  cells is user code);
@@ -13,9 +16,10 @@ from the BLAS floor (perf-anchors section 4, "Streaming step"). Per point:
                  preallocated 4H vector), in two layouts: the torch layout, and a
                  pre-transposed copy of the weights. The faster layout counts.
 
-All three models get the same weights; before timing, lstm-c's y, h and c
-over a few carried steps are checked against torch's (or the NumPy
-reference's when torch is missing).
+All three models get the same weights (lstm-c is frozen after it gets them);
+before timing, lstm-c's y, h and c over a few carried steps, from both of its
+calls, are checked against torch's (or the NumPy reference's when torch is
+missing).
 """
 from __future__ import annotations
 
@@ -93,7 +97,7 @@ class GemvFloor:
 
 
 class StreamPoint:
-    """One (dtype, I, H, L) streaming point: lstm-c, torch LSTM and LSTMCell, the floor."""
+    """One (dtype, I, H, L) streaming point: lstm-c, frozen, torch LSTM and LSTMCell, the floor."""
 
     def __init__(self, dtype, I, H, L, torch, seed, reference=True):
         import lstm_c
@@ -117,6 +121,10 @@ class StreamPoint:
                                            for k, v in state.items()})
         else:
             state = self.m.state_dict()
+        # Frozen only now, after torch's weights were loaded: the frozen copy
+        # would not see them. Once per point, outside every timed call, as a
+        # sampler freezes once before generating.
+        self.frozen = self.m.freeze()
         self.ref = None
         if reference and torch is None:
             self.ref = lstm_c.LSTM(I, H, num_layers=L, dtype=dt, backend="numpy").eval()
@@ -131,6 +139,14 @@ class StreamPoint:
         def step():
             y, (st[0], st[1]) = m.forward(x, (st[0], st[1]))
         step.state = st   # for tests: the (h, c) carried between calls
+        return step
+
+    def frozen_fn(self):
+        frozen, x, st = self.frozen, self.xs[0], [self.h0.copy(), self.c0.copy()]
+
+        def step():
+            y, (st[0], st[1]) = frozen(x, (st[0], st[1]))
+        step.state = st
         return step
 
     def torch_fn(self):
@@ -164,7 +180,12 @@ class StreamPoint:
                 "c_n": np.array(c, np.float64)}
 
     def check(self, tol):
-        """Compare lstm-c's carried steps with torch's (or the reference's), like Point.check."""
+        """Compare lstm-c's carried steps with torch's (or the reference's), like Point.check.
+
+        Both of lstm-c's calls are compared, ``m.forward`` and the frozen call
+        (its errors named "frozen y", "frozen h_n", "frozen c_n"); the check
+        fails when either does, and reports the worst error of the two.
+        """
         if self.tm is not None:
             torch = self.torch
 
@@ -178,7 +199,9 @@ class StreamPoint:
         else:
             return {"against": None, "ok": None}
         want, got = self._steps(oracle), self._steps(self.m.forward)
+        frozen = self._steps(self.frozen)
         errs = {k: rel_err(got[k], want[k]) for k in want}
+        errs.update({f"frozen {k}": rel_err(frozen[k], want[k]) for k in want})
         worst = max(errs, key=errs.get)
         ok = all(np.isfinite(e) and e <= tol for e in errs.values())
         return {"against": against, "max_rel_err": errs[worst], "worst": worst, "ok": bool(ok),
@@ -189,6 +212,7 @@ class StreamPoint:
         settle = SETTLE_S if threads > 1 else 0.0
         row = dict(mode="stream", **self.key, threads=threads, reference=None)
         row["lstm_c"] = timeit(self.lstm_c_fn(), min_time, settle=settle)
+        row["lstm_c_frozen"] = timeit(self.frozen_fn(), min_time, settle=settle)
         row["torch"] = row["torch_cell"] = None
         if self.tm is not None:
             # entered once, outside the timed calls: the context itself costs a microsecond
