@@ -261,8 +261,8 @@ cdef void _forward(int T, int B, int I, int H,
                    floating* acts, floating* tanh_c, floating* wp,
                    floating* rT, floating* hT) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
-    # nothing per step is kept beyond h. wp: room for the packed W_hh, or
-    # NULL for per-step BLAS (which then uses the scratch rT, hT).
+    # nothing per step is kept beyond h. wp: room for the packed W_hh, W_ih
+    # and bias, or NULL for per-step BLAS (which then uses the scratch rT, hT).
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, n
