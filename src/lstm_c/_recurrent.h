@@ -69,88 +69,25 @@ LSTMC_INLINE void lstmc_prefetch_span(const void *p, long bytes)
 /* 32 zmm registers: 4 rows x 4 vectors of sums. */
 #if LSTMC_MULTI_ISA
 #define RK_TARGET __attribute__((target("arch=x86-64-v4")))
-#define RK_SIGMOID lstmc_sigmoidf
-#define RK_TANH lstmc_tanhf
-#define RK_T float
-#define RK_U 16
+#define RK_ISA _v4
+#define RK_VEC_BYTES 64
 #define RK_MR 4
-#define RK_SFX _v4_f32
-#include "_recurrent_kernels.h"
-#undef RK_T
-#undef RK_U
-#undef RK_SFX
-#define RK_T double
-#define RK_U 8
-#define RK_SFX _v4_f64
-#undef RK_SIGMOID
-#undef RK_TANH
-#define RK_SIGMOID lstmc_sigmoid
-#define RK_TANH lstmc_tanh
-#include "_recurrent_kernels.h"
-#undef RK_T
-#undef RK_U
-#undef RK_MR
-#undef RK_SFX
-#undef RK_TARGET
-#undef RK_SIGMOID
-#undef RK_TANH
+#include "_recurrent_isa.h"
 
 /* 16 ymm registers: 2 rows x 4 vectors of sums. */
 #define RK_TARGET __attribute__((target("arch=x86-64-v3")))
-#define RK_SIGMOID lstmc_sigmoidf
-#define RK_TANH lstmc_tanhf
-#define RK_T float
-#define RK_U 8
+#define RK_ISA _v3
+#define RK_VEC_BYTES 32
 #define RK_MR 2
-#define RK_SFX _v3_f32
-#include "_recurrent_kernels.h"
-#undef RK_T
-#undef RK_U
-#undef RK_SFX
-#define RK_T double
-#define RK_U 4
-#define RK_SFX _v3_f64
-#undef RK_SIGMOID
-#undef RK_TANH
-#define RK_SIGMOID lstmc_sigmoid
-#define RK_TANH lstmc_tanh
-#include "_recurrent_kernels.h"
-#undef RK_T
-#undef RK_U
-#undef RK_MR
-#undef RK_SFX
-#undef RK_TARGET
-#undef RK_SIGMOID
-#undef RK_TANH
+#include "_recurrent_isa.h"
 #endif /* LSTMC_MULTI_ISA */
 
 /* 16-byte vectors: SSE2 on the x86-64 baseline, NEON and the like elsewhere. */
 #define RK_TARGET
-#define RK_SIGMOID lstmc_sigmoidf
-#define RK_TANH lstmc_tanhf
-#define RK_T float
-#define RK_U 4
+#define RK_ISA _base
+#define RK_VEC_BYTES 16
 #define RK_MR 2
-#define RK_SFX _base_f32
-#include "_recurrent_kernels.h"
-#undef RK_T
-#undef RK_U
-#undef RK_SFX
-#define RK_T double
-#define RK_U 2
-#define RK_SFX _base_f64
-#undef RK_SIGMOID
-#undef RK_TANH
-#define RK_SIGMOID lstmc_sigmoid
-#define RK_TANH lstmc_tanh
-#include "_recurrent_kernels.h"
-#undef RK_T
-#undef RK_U
-#undef RK_MR
-#undef RK_SFX
-#undef RK_TARGET
-#undef RK_SIGMOID
-#undef RK_TANH
+#include "_recurrent_isa.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

@@ -1,10 +1,10 @@
 /* Template: the packed recurrent kernels for one instruction set and one dtype.
  *
- * _recurrent.h includes this file once per (ISA, dtype) after defining
+ * _recurrent_isa.h includes this file once per (ISA, dtype) after defining
  *   RK_T        float or double
  *   RK_U        hidden units per forward panel: one vector register of RK_T
  *   RK_MR       batch rows per register block
- *   RK_SFX      suffix of the generated names (e.g. _v4_f32)
+ *   RK_SFX      suffix of the generated names (e.g. _v4_f32; may use RK_CAT)
  *   RK_TARGET   the function attribute that picks the instruction set
  *   RK_SIGMOID, RK_TANH   the activations of _gates.h for RK_T
  * and undefines them afterwards.
