@@ -1,12 +1,19 @@
-"""How many threads the engine's BLAS runs on.
+"""How many threads the engine runs on, and its BLAS kept at one.
 
-The engine calls the OpenBLAS that SciPy ships, through scipy.linalg.cython_blas.
-Its per-step products are small: split over threads, OpenBLAS spends more on
-waking and syncing its workers than it saves (T=50, B=1, H=128 on this 2-core
-machine kind: 16.8 ms on OpenBLAS's default 2 threads against 0.6 ms on 1).
-So, during its own calls, lstm-c sets that BLAS to ``get_num_threads()``
-threads (1 unless ``set_num_threads`` says otherwise) and then puts back what
-the caller had, so the caller's own SciPy calls are left as they were.
+``set_num_threads(n)`` (default 1) is the number of threads the engine splits
+its own work over, at a coarse grain: batch row ranges through the whole time
+loop, then shares of the rows of the backward's GEMMs (_lstm.pyx, "threads").
+
+The BLAS it calls (the OpenBLAS that SciPy ships, through
+scipy.linalg.cython_blas) runs at one thread inside lstm-c's calls, whatever
+n is. Its per-step products are small: split over threads, OpenBLAS spends more
+on waking and syncing its workers than it saves (T=50, B=1, H=128 on this
+2-core machine kind: 16.8 ms on OpenBLAS's default 2 threads against 0.6 ms on
+1). And its idle workers busy-wait after a call, taking the second core from
+the engine's own threads (a B=16, H=256 training step: 58.8 ms on one thread,
+60.5 with both kinds of threads at 2, 49.3 with the engine's alone at 2).
+After each call the caller's setting is put back, so the caller's own SciPy
+calls are left as they were.
 """
 
 import ctypes
@@ -19,13 +26,13 @@ _engine_calls = None
 
 
 def set_num_threads(n):
-    """Set how many threads lstm-c's engine uses for BLAS (default 1)."""
+    """Set how many threads lstm-c's engine splits its work over (default 1)."""
     global _num_threads
     _num_threads = check.positive_int("threads", n)
 
 
 def get_num_threads():
-    """How many threads lstm-c's engine uses for BLAS."""
+    """How many threads lstm-c's engine splits its work over."""
     return _num_threads
 
 
@@ -103,11 +110,11 @@ def _threads_of(controllers, n):
 
 
 def engine_threads():
-    """Run the block with the engine's BLAS at get_num_threads() threads."""
+    """Run the block with the engine's BLAS at one thread (the engine splits its own work)."""
     global _engine_calls
     if _engine_calls is None:
         _engine_calls = _calls_of(_engine_blas())
-    return _ThreadsOf(_engine_calls, _num_threads)
+    return _ThreadsOf(_engine_calls, 1)
 
 
 def other_blas_single_threaded():

@@ -66,6 +66,8 @@ def as_array(value, name, dtype):
     Integers and floats of any width convert; bool, complex, object and other
     kinds are refused rather than silently cast.
     """
+    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+        return value  # already what is asked for: the common case, kept cheap
     arr = to_numpy(value, name)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name}: expected a real numeric array (float or int) to convert "

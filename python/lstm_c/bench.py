@@ -19,6 +19,13 @@ is measured at every thread count, in each mode (``--mode``):
           and nn.LSTMCell under inference_mode; times in µs.
   memory  peak memory growth of one training step, lstm-c and torch each in a
           fresh process, beside the bytes lstm-c keeps for backward by formula.
+  charlm  end-to-end char-LM training in chars/s: ``lstm-c train``'s own step
+          (embedding, LSTM stack, softmax, clip, Adam) against the PyTorch
+          script of the same model, same weights and batches, the first losses
+          compared (bench_charlm). It runs alone, on the default grid's
+          options with its own defaults: T=100, B=64, embedding (--I) 64,
+          H=512, 2 layers; --steps, --warmup and --data (a text file; else
+          random bytes) are its own.
 
 Columns: lstm-c (backend "cython"), the NumPy reference (backend "numpy"; slow,
 so few repetitions; timed on the default and quick grids unless
@@ -60,7 +67,7 @@ import sys
 
 import numpy as np
 
-from . import bench_grid, bench_memory, bench_report
+from . import bench_charlm, bench_grid, bench_memory, bench_report
 from .bench_common import (BUSY, MIN_REPS, SETTLE_S, cpu_snapshot, import_torch,  # noqa: F401
                            others_share, pinned_threads, rel_err, timeit, to_numpy)
 from .bench_peak import measure_peaks
@@ -70,7 +77,8 @@ from .cli import UsageError
 # The explicit (default) grid's shape; mode, threads and timings per grid: bench_grid.GRID_DEFAULTS
 DEFAULTS = dict(T=100, B=[1, 32], H=[128, 512], I=65, layers=1, dtype=["float32"])
 SHAPE_OPTIONS = ("T", "B", "H", "I", "layers")     # the default grid's only
-MODES = ("infer", "train", "stream", "memory")
+MODES = ("infer", "train", "stream", "memory", "charlm")
+CHARLM_OPTIONS = ("steps", "warmup", "data")    # --mode charlm's only
 REF_REPS = 3            # the NumPy reference is slow: at most this many samples
 TOL = {"float32": 1e-3, "float64": 1e-9}   # max |a - b| / max |b|, loose on purpose
 
@@ -123,7 +131,9 @@ def add_arguments(p):
     p.add_argument("--mode", nargs="+", choices=MODES,
                    help="what to measure (default: infer train; --grid quick and anchors: "
                         "infer train stream). memory: one training step's peak memory, "
-                        "lstm-c and torch each in a fresh process")
+                        "lstm-c and torch each in a fresh process. charlm: end-to-end "
+                        "char-LM training, chars/s of lstm-c train's step and of the "
+                        "PyTorch script of the same model")
     p.add_argument("--min-time", type=_seconds, metavar="S",
                    help=f"seconds of samples per measurement (default "
                         f"{g['default']['min_time']}; --grid quick {g['quick']['min_time']})")
@@ -132,6 +142,15 @@ def add_arguments(p):
                         f"{g['default']['peak_n']}; --grid quick {g['quick']['peak_n']})")
     p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
                    help="time the NumPy reference (default: yes, but not on --grid anchors)")
+    p.add_argument("--steps", type=_positive_int, metavar="N",
+                   help=f"--mode charlm: timed training steps per row (default "
+                        f"{bench_charlm.STEPS})")
+    p.add_argument("--warmup", type=_positive_int, metavar="N",
+                   help=f"--mode charlm: untimed steps before them (default "
+                        f"{bench_charlm.WARMUP})")
+    p.add_argument("--data", metavar="FILE",
+                   help="--mode charlm: train on this text file's bytes (its training split, "
+                        "as lstm-c train reads it; default: random bytes, V=256)")
     p.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
     p.add_argument("--json", metavar="FILE", help="also write every timing and the environment")
@@ -161,12 +180,28 @@ def _config(args):
         given = getattr(args, k)
         cfg[k] = given if given is not None else v
     cfg["mode"] = list(dict.fromkeys(cfg["mode"]))   # in the order given, once each
+    cfg["charlm"] = None
+    if "charlm" in cfg["mode"]:
+        if len(cfg["mode"]) > 1 or grid != "default":
+            raise UsageError("--mode charlm runs alone, without --grid or --quick: its "
+                             "--T/--B/--H/--I/--layers are its model's, with their own "
+                             "defaults; time the other modes in another run")
+        unused = [f"--{k.replace('_', '-')}" for k in ("min_time", "peak_n", "reference")
+                  if getattr(args, k) is not None]
+        if unused:
+            raise UsageError(f"{', '.join(unused)} do not apply to --mode charlm "
+                             "(it times --steps training steps)")
+        cfg["charlm"] = _charlm_config(args)
     for opt in ("json", "md", "plot"):
         path = getattr(args, opt)
         if path:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise UsageError(f"--{opt} {path}: directory {parent} does not exist")
+    if cfg["charlm"] is None:
+        given = [f"--{k}" for k in CHARLM_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply only to --mode charlm")
     if args.plot:
         if args.no_torch:
             raise UsageError("--plot draws the speed-up over torch: it cannot go with --no-torch")
@@ -182,8 +217,23 @@ def _config(args):
     return cfg
 
 
+def _charlm_config(args):
+    """--mode charlm's shape (its own defaults, or the shape options given) and options."""
+    c = dict(bench_charlm.DEFAULTS, B=[bench_charlm.DEFAULTS["B"]],
+             H=[bench_charlm.DEFAULTS["H"]], steps=bench_charlm.STEPS,
+             warmup=bench_charlm.WARMUP, data=None)
+    for k in SHAPE_OPTIONS + CHARLM_OPTIONS:
+        if getattr(args, k) is not None:
+            c[k] = getattr(args, k)
+    if c["data"] and not os.path.isfile(c["data"]):
+        raise UsageError(f"--data {c['data']}: no such file")
+    return c
+
+
 def _command(cfg, torch_used):
     """The command with every option spelled out (what the run measured)."""
+    if cfg["charlm"]:
+        return _charlm_command(cfg, torch_used)
     parts = ["lstm-c bench", f"--grid {cfg['grid']}"]
     if cfg["grid"] == "default":
         parts += [f"--T {cfg['T']}", "--B " + " ".join(map(str, cfg["B"])),
@@ -199,6 +249,26 @@ def _command(cfg, torch_used):
     if cfg["seed"]:
         parts.append(f"--seed {cfg['seed']}")
     for opt in ("json", "md", "plot"):
+        if cfg[opt]:
+            parts.append(f"--{opt} {shlex.quote(cfg[opt])}")
+    return " ".join(parts)
+
+
+def _charlm_command(cfg, torch_used):
+    """_command for --mode charlm: its shape and steps; no grid, peak or time options."""
+    c = cfg["charlm"]
+    parts = ["lstm-c bench --mode charlm", f"--T {c['T']}", "--B " + " ".join(map(str, c["B"])),
+             "--H " + " ".join(map(str, c["H"])), f"--I {c['I']}", f"--layers {c['layers']}",
+             "--dtype " + " ".join(cfg["dtype"]),
+             "--threads " + " ".join(map(str, cfg["threads"])),
+             f"--steps {c['steps']}", f"--warmup {c['warmup']}"]
+    if c["data"]:
+        parts.append(f"--data {shlex.quote(c['data'])}")
+    if not torch_used:
+        parts.append("--no-torch")
+    if cfg["seed"]:
+        parts.append(f"--seed {cfg['seed']}")
+    for opt in ("json", "md"):
         if cfg[opt]:
             parts.append(f"--{opt} {shlex.quote(cfg[opt])}")
     return " ".join(parts)
@@ -553,6 +623,33 @@ def _memory_rows(cfg, points, with_torch, counter):
     return rows
 
 
+def _charlm_rows(cfg, torch, counter):
+    """charlm rows of every (dtype, B, H) and thread count; returns (rows, any check failed)."""
+    c = cfg["charlm"]
+    rows, failed = [], False
+    points = [(dt, b, h) for dt in cfg["dtype"] for b in c["B"] for h in c["H"]]
+    for i, (dt, B, H) in enumerate(points):
+        pt = bench_charlm.CharLMPoint(dt, c["T"], B, c["I"], H, c["layers"], torch,
+                                      cfg["seed"] + i, c["data"])
+        with pinned_threads(1, torch):
+            check = pt.check(TOL[dt])
+        if check["ok"] is False:
+            _log(f"bench: MISMATCH charlm {dt} T={c['T']} B={B} H={H} L={c['layers']}: "
+                 f"losses differ from torch's by {check['max_rel_err']:.2e} (relative; "
+                 f"tolerance {TOL[dt]:g})")
+            failed = True
+        for n in cfg["threads"]:
+            _log(f"bench: [{next(counter)}] charlm {dt} T={c['T']} B={B} E={c['I']} H={H} "
+                 f"L={c['layers']} V={pt.key['V']} threads={n} ({c['warmup']} + "
+                 f"{c['steps']} steps)")
+            with pinned_threads(n, torch):
+                row = pt.time_row(n, c["steps"], c["warmup"])
+            row["check"] = check
+            _warn_busy(row)
+            rows.append(row)
+    return rows, failed
+
+
 def _warn_busy(row):
     if (row["others"] or 0) > BUSY:
         _log(f"bench: warning: other processes used {row['others']:.0%} of the machine while "
@@ -581,6 +678,8 @@ def run(args):
     if cfg["plot"] and torch is None:
         raise UsageError("--plot draws the speed-up over torch, and torch is not installed "
                          "(pip install 'lstm-c[torch]')")
+    if cfg["charlm"]:
+        return _run_charlm(cfg, args, torch, notes)
     points, stream = _points(cfg)
     modes = cfg["mode"]
     timed = points if {"infer", "train"} & set(modes) else []
@@ -650,4 +749,41 @@ def run(args):
         from .bench_plot import plot_speedup
         plot_speedup(rows, cfg["plot"], title=command)
         print(f"plot: {cfg['plot']}")
+    return 1 if failed else 0
+
+
+def _run_charlm(cfg, args, torch, notes):
+    """``lstm-c bench --mode charlm``: its table, notes and files; 0, or 1 on a loss mismatch."""
+    c = cfg["charlm"]
+    total = len(cfg["dtype"]) * len(c["B"]) * len(c["H"]) * len(cfg["threads"])
+    rows, failed = _charlm_rows(cfg, torch, _count(total))
+    seen = [r["others"] for r in rows if r["others"] is not None]
+    if seen:
+        notes.append(f"Other processes used at most {max(seen):.0%} of the machine's CPU time "
+                     "while any row was timed (from /proc/stat, steal time included).")
+    if any(x > BUSY for x in seen):
+        notes.append("Rows marked 'busy N%': other processes (or the VM host: steal time) "
+                     "used N% of the machine's CPU time while they were timed; their rates "
+                     "are unreliable, above all with several threads.")
+    if failed:
+        notes.append("Rows marked MISMATCH: lstm-c's losses disagree with torch's; "
+                     "the two runs are not the same computation.")
+    notes.insert(0, bench_charlm.CHARLM_NOTE)
+    table = bench_charlm.format_charlm_table(rows, BUSY)
+    print(table)
+    for note in notes:
+        print(note)
+    resolved = _command(cfg, torch is not None)
+    command = _typed_command(args, resolved)
+    if cfg["json"] or cfg["md"]:
+        from .cli import collect_info
+        info = collect_info()
+        if cfg["json"]:
+            with open(cfg["json"], "w") as f:
+                json.dump({"command": command, "resolved_command": resolved, "config": cfg,
+                           "environment": info, "charlm": rows}, f, indent=1, default=str)
+        if cfg["md"]:
+            with open(cfg["md"], "w") as f:
+                f.write(bench_report.markdown([], info, command, notes, {}, torch,
+                                              resolved=resolved, charlm_table=table))
     return 1 if failed else 0

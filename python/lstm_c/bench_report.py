@@ -154,7 +154,8 @@ def header_lines(command, info, torch, resolved=None):
     return lines
 
 
-def markdown(rows, info, command, notes, peaks, torch, resolved=None, memory_table=None):
+def markdown(rows, info, command, notes, peaks, torch, resolved=None, memory_table=None,
+             charlm_table=None):
     """The whole ``--md`` page."""
     from .cli import format_info
     out = ["# lstm-c benchmark", "", *header_lines(command, info, torch, resolved), ""]
@@ -170,5 +171,7 @@ def markdown(rows, info, command, notes, peaks, torch, resolved=None, memory_tab
                 format_table(rows), ""]
     if memory_table:
         out += [memory_table, ""]
+    if charlm_table:
+        out += [charlm_table, ""]
     out += [*notes, "", "Environment (`lstm-c info`):", "", "```", format_info(info), "```", ""]
     return "\n".join(out)

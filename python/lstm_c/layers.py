@@ -158,7 +158,8 @@ class _Recurrent:
         self._engine.forward_layer(
             x=x, w_ih=self._params["weight_ih" + suffix],
             w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
-            hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad)
+            hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad,
+            threads=_threads.get_num_threads())
         return hs, cs, acts, tanh_c
 
     def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n):
@@ -179,7 +180,8 @@ class _Recurrent:
             w_hh=self._params["weight_hh" + suffix], hs=hs, cs=cs, acts=acts,
             tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n, dx=dx, dh0=dh0, dc0=dc0,
             dw_ih=self.grads["weight_ih" + suffix], dw_hh=self.grads["weight_hh" + suffix],
-            db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)))
+            db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)),
+            threads=_threads.get_num_threads())
         if self.bias:
             self.grads["bias_ih" + suffix] += db
             self.grads["bias_hh" + suffix] += db
@@ -190,8 +192,13 @@ class _Recurrent:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"{name}: expected a pair (h, c) of arrays, got {type(pair).__name__}")
         out = []
-        for label, value in zip("hc", pair):
-            arr = check.as_array(value, f"{name}[{'hc'.index(label)}] ({label})", self.dtype)
+        for i, value in enumerate(pair):
+            if (type(value) is np.ndarray and value.dtype == self.dtype
+                    and value.shape == shape and value.flags.c_contiguous):
+                out.append(value)  # the usual case, passed without building messages
+                continue
+            label = "hc"[i]
+            arr = check.as_array(value, f"{name}[{i}] ({label})", self.dtype)
             check.check_shape(f"{name} {label}", arr, shape, hint)
             out.append(arr)
         return out

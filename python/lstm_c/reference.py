@@ -38,7 +38,7 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training):
+def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1):
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -65,6 +65,8 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training):
         (any shape, e.g. (0, B, H)).
     training : bool
         Keep everything ``backward_layer`` needs.
+    threads : int
+        Accepted for the engine's signature; the reference runs on one.
 
     Returns
     -------
@@ -94,7 +96,7 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training):
 
 
 def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
-                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates):
+                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates, threads=1):
     """Backpropagate through one LSTM layer over a whole sequence.
 
     Parameters
@@ -124,6 +126,8 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         ``b_ih`` and ``b_hh``.
     dgates : array of shape (T, B, 4H)
         Scratch; on exit dL/d(pre-activation gates) of every step.
+    threads : int
+        As in ``forward_layer``.
 
     Returns
     -------

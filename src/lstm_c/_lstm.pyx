@@ -32,6 +32,7 @@ the gate activations. Step labels (# 1a ... 3b') are those of reference.py.
 """
 
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -163,6 +164,12 @@ cdef int _check_sizes(Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
     return 0
 
 
+cdef int _check_threads(int threads) except -1:
+    if threads < 1 or threads > 256:
+        raise ValueError(f"threads must be between 1 and 256, got {threads}")
+    return 0
+
+
 cdef floating* _scratch(Py_ssize_t n, floating dummy) except NULL:
     cdef floating* p = <floating*>malloc(n * sizeof(floating))
     if p == NULL:
@@ -180,7 +187,8 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
                   floating[:, :, ::1] cs,          # IN/OUT (T+1, B, H) training, (1, B, H) inference
                   floating[:, :, ::1] acts,        # OUT (T, B, 4H) activations (scratch in inference)
                   floating[:, :, ::1] tanh_c,      # OUT (T, B, H) training; untouched in inference
-                  bint training):
+                  bint training,
+                  int threads=1):
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -201,6 +209,9 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         Training: tanh(c_t) of every step. Not touched in inference.
     training : bool
         Store what backward_layer needs.
+    threads : int
+        Threads for the time loop: on the packed path the batch is split into
+        this many row ranges, each run through all steps by its own thread.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
@@ -210,6 +221,7 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
     _expect("acts", acts.shape, (T, B, 4 * H))
     if training:
         _expect("tanh_c", tanh_c.shape, (T, B, H))
+    _check_threads(threads)
 
     # NULL tanh_c tells _forward not to store anything for backward.
     cdef floating* tanh_c_ptr = &tanh_c[0, 0, 0] if training else NULL
@@ -226,7 +238,8 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
             csr = denormals_off()
             _forward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0],
-                     &acts[0, 0, 0], tanh_c_ptr, wp, scratch, scratch + 4 * H * B)
+                     &acts[0, 0, 0], tanh_c_ptr, wp, scratch, scratch + 4 * H * B,
+                     _row_parts(<int>B, threads))
             fpenv_restore(csr)
     finally:
         free(scratch)
@@ -255,33 +268,49 @@ cdef inline void _add_transposed(int rows, int cols, const floating* src, floati
                 dst[c * rows + r] += src[r * cols + c]
 
 
+# ----------------------------------------------------------------- threads
+# Two cores are used at a coarse grain only: the batch rows are independent
+# through the whole time loop, so each thread runs all T steps of its own
+# row range over the shared packed weights, with no synchronisation per step.
+# Each row's sums run in the same order whatever the split, so the results
+# are the same bits at any thread count. (Per-step work split between threads
+# would need a barrier every step, which costs more than a step at small B.)
+
+cdef int _row_parts(int B, int threads) noexcept nogil:
+    """How many row ranges to split B rows into: at least 8 rows each."""
+    cdef int n = threads if threads < B // 8 else B // 8
+    return n if n > 1 else 1
+
+
+cdef inline int _row_start(int part, int parts, int B) noexcept nogil:
+    """First row of a range; ranges start on multiples of 4 (the kernels' row block)."""
+    return B if part == parts else (B * part // parts) & ~3
+
+
 cdef void _forward(int T, int B, int I, int H,
                    const floating* x, const floating* w_ih, const floating* w_hh,
                    const floating* bias, floating* hs, floating* cs,
                    floating* acts, floating* tanh_c, floating* wp,
-                   floating* rT, floating* hT) noexcept nogil:
+                   floating* rT, floating* hT, int parts) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
     # nothing per step is kept beyond h. wp: room for the packed W_hh, W_ih
     # and bias, or NULL for per-step BLAS (which then uses the scratch rT, hT).
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, n
+    cdef int part
     cdef floating* a
     cdef floating* c
     cdef floating* h_t
 
     if wp != NULL:
-        # 1a, 1b, 2, 3a, 3b in one kernel per step, straight from the rows of
-        # h_prev and x_t.
         pack_fwd(H, I, w_hh, w_ih, bias, wp)
-        for t in range(T):
-            if tanh_c != NULL:
-                fwd_step(B, H, I, wp, hs + t * B * H, x + t * B * I, acts + t * B * G,
-                         cs + t * B * H, cs + (t + 1) * B * H, hs + (t + 1) * B * H,
-                         tanh_c + t * B * H)
-            else:
-                fwd_step(B, H, I, wp, hs + t * B * H, x + t * B * I, <floating*>NULL, cs,
-                         cs, hs + (t + 1) * B * H, <floating*>NULL)
+        if parts == 1:
+            _forward_rows(T, B, I, H, 0, B, x, wp, hs, cs, acts, tanh_c)
+        else:
+            for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                _forward_rows(T, B, I, H, _row_start(part, parts, B),
+                              _row_start(part + 1, parts, B), x, wp, hs, cs, acts, tanh_c)
         return
 
     # 1a: input projection of every step at once, bias included:
@@ -315,6 +344,29 @@ cdef void _forward(int T, int B, int I, int H,
             _transpose(B, H, h_t, hT)
 
 
+cdef void _forward_rows(int T, int B, int I, int H, int b0, int b1, const floating* x,
+                        const floating* wp, floating* hs, floating* cs, floating* acts,
+                        floating* tanh_c) noexcept nogil:
+    """The packed time loop over batch rows [b0, b1): 1a, 1b, 2, 3a, 3b in one
+    kernel per step, straight from the rows of h_prev and x_t."""
+    cdef int G = 4 * H, nb = b1 - b0
+    cdef Py_ssize_t t
+    # Denormals are flushed per thread (MXCSR is per thread); a no-op
+    # repeat on the calling thread.
+    cdef unsigned int csr = denormals_off()
+    for t in range(T):
+        if tanh_c != NULL:
+            fwd_step(nb, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
+                     acts + (t * B + b0) * G, cs + (t * B + b0) * H,
+                     cs + ((t + 1) * B + b0) * H, hs + ((t + 1) * B + b0) * H,
+                     tanh_c + (t * B + b0) * H)
+        else:
+            fwd_step(nb, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
+                     <floating*>NULL, cs + b0 * H, cs + b0 * H,
+                     hs + ((t + 1) * B + b0) * H, <floating*>NULL)
+    fpenv_restore(csr)
+
+
 # ----------------------------------------------------------------- backward
 
 def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
@@ -333,7 +385,8 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                    floating[:, ::1] dw_ih,            # INOUT (4H, I), added to
                    floating[:, ::1] dw_hh,            # INOUT (4H, H), added to
                    floating[::1] db,                  # INOUT (4H,), added to
-                   floating[:, :, ::1] dgates):       # OUT (T, B, 4H) scratch
+                   floating[:, :, ::1] dgates,        # OUT (T, B, 4H) scratch
+                   int threads=1):
     """Backpropagate through one layer over the whole sequence (BPTT).
 
     Parameters
@@ -353,6 +406,9 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
         b_ih and b_hh).
     dgates : array of shape (T, B, 4H)
         On exit, dL/d(gate pre-activations) of every step.
+    threads : int
+        Threads for the time loop, as in forward_layer. The GEMMs after it
+        run on the BLAS's own threads.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
@@ -370,6 +426,7 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     _expect("dw_hh", dw_hh.shape, (4 * H, H))
     _expect("db", db.shape, (4 * H,))
     _expect("dgates", dgates.shape, (T, B, 4 * H))
+    _check_threads(threads)
 
     cdef void* raw = NULL
     cdef unsigned int csr
@@ -384,7 +441,7 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                       &w_hh[0, 0], &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
                       &tanh_c[0, 0, 0], &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
-                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch)
+                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch, threads)
             fpenv_restore(csr)
     finally:
         free(scratch)
@@ -398,34 +455,25 @@ cdef void _backward(int T, int B, int I, int H,
                     const floating* dh_n, const floating* dc_n,
                     floating* dx, floating* dh0, floating* dc0,
                     floating* dw_ih, floating* dw_hh, floating* db,
-                    floating* dgates, floating* wb, floating* dh) noexcept nogil:
+                    floating* dgates, floating* wb, floating* dh, int threads) noexcept nogil:
     # dh (B, H) carries dL/dh between steps; dc0 doubles as the running
     # dL/dc, updated in place from dc_n down to dc0. wb: room for the packed
     # W_hh, or NULL for per-step BLAS.
     cdef int G = 4 * H
     cdef int TB = T * B
-    cdef Py_ssize_t t, k, n
-    cdef const floating* dyt
-    cdef floating* dg
+    cdef int part, parts = _row_parts(B, threads)
 
     memcpy(dc0, dc_n, B * H * sizeof(floating))
     memcpy(dh, dh_n, B * H * sizeof(floating))
     if wb != NULL:
-        # The last step's gates alone; then each kernel call gives dh of step
-        # t-1 and runs that step's gate backward on it (1b' .. 2').
         pack_bwd(H, w_hh, wb)
-        dyt = dy + (T - 1) * B * H
-        for n in range(B * H):
-            dh[n] += dyt[n]
-        backward_rows(B, H, acts + (T - 1) * B * G, tanh_c + (T - 1) * B * H,
-                      cs + (T - 1) * B * H, dh, dc0, dgates + (T - 1) * B * G)
-        for t in range(T - 1, 0, -1):
-            bwd_step(B, H, wb, dgates + t * B * G, dy + (t - 1) * B * H,
-                     acts + (t - 1) * B * G, tanh_c + (t - 1) * B * H,
-                     cs + (t - 1) * B * H, dc0, dgates + (t - 1) * B * G,
-                     <floating*>NULL)
-        bwd_step(B, H, wb, dgates, <floating*>NULL, <floating*>NULL, <floating*>NULL,
-                 <floating*>NULL, <floating*>NULL, <floating*>NULL, dh0)
+        if parts == 1:
+            _backward_rows(T, B, H, 0, B, wb, cs, acts, tanh_c, dy, dc0, dgates, dh, dh0)
+        else:
+            for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                _backward_rows(T, B, H, _row_start(part, parts, B),
+                               _row_start(part + 1, parts, B), wb, cs, acts, tanh_c, dy,
+                               dc0, dgates, dh, dh0)
     else:
         _backward_blas_steps(T, B, H, w_hh, cs, acts, tanh_c, dy, dc0, dgates, dh)
         memcpy(dh0, dh, B * H * sizeof(floating))
@@ -433,13 +481,67 @@ cdef void _backward(int T, int B, int I, int H,
     # 1a': one GEMM each over all T*B rows, then the bias reduction
     if TB == 1:
         gemv(True, G, I, 1, w_ih, I, dgates, 0, dx)
-    else:
+        _weight_grads(0, 1, TB, I, H, x, hs, dgates, dw_ih, dw_hh, db)
+        return
+    if threads == 1 or TB < 64:
         gemm(False, False, TB, I, G, 1, dgates, G, w_ih, I, 0, dx, I)
-    gemm(True, False, G, I, TB, 1, dgates, G, x, I, 1, dw_ih, I)
-    gemm(True, False, G, H, TB, 1, dgates, G, hs, H, 1, dw_hh, H)
+        _weight_grads(0, 1, TB, I, H, x, hs, dgates, dw_ih, dw_hh, db)
+        return
+    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+        _input_grads(part, threads, TB, I, H, w_ih, dgates, dx)
+        _weight_grads(part, threads, TB, I, H, x, hs, dgates, dw_ih, dw_hh, db)
+
+
+cdef void _input_grads(int part, int parts, int TB, int I, int H, const floating* w_ih,
+                       const floating* dgates, floating* dx) noexcept nogil:
+    """This part's share of the T*B rows of dx = dgates @ w_ih."""
+    cdef int G = 4 * H
+    cdef int r0 = TB * part // parts, r1 = TB * (part + 1) // parts
+    if r1 > r0:
+        gemm(False, False, r1 - r0, I, G, 1, dgates + r0 * G, G, w_ih, I, 0, dx + r0 * I, I)
+
+
+cdef void _weight_grads(int part, int parts, int TB, int I, int H, const floating* x,
+                        const floating* hs, const floating* dgates, floating* dw_ih,
+                        floating* dw_hh, floating* db) noexcept nogil:
+    """This part's share of the 4H gate rows of dW_ih, dW_hh and db (added to)."""
+    cdef int G = 4 * H
+    cdef int g0 = _row_start(part, parts, G), g1 = _row_start(part + 1, parts, G)
+    cdef Py_ssize_t n, k
+    if g1 == g0:
+        return
+    gemm(True, False, g1 - g0, I, TB, 1, dgates + g0, G, x, I, 1, dw_ih + g0 * I, I)
+    gemm(True, False, g1 - g0, H, TB, 1, dgates + g0, G, hs, H, 1, dw_hh + g0 * H, H)
     for n in range(TB):
-        for k in range(G):
+        for k in range(g0, g1):
             db[k] += dgates[n * G + k]
+
+
+cdef void _backward_rows(int T, int B, int H, int b0, int b1, const floating* wb,
+                         const floating* cs, const floating* acts, const floating* tanh_c,
+                         const floating* dy, floating* dc, floating* dgates, floating* dh,
+                         floating* dh0) noexcept nogil:
+    """The packed time loop of backward over batch rows [b0, b1): the last
+    step's gates alone, then each kernel call gives dh of step t-1 and runs
+    that step's gate backward on it (1b' .. 2'); dh in is dL/dh_T."""
+    cdef int G = 4 * H, nb = b1 - b0
+    cdef Py_ssize_t t, n
+    cdef const floating* dyt = dy + ((T - 1) * B + b0) * H
+    cdef unsigned int csr = denormals_off()   # per thread, as in _forward_rows
+    dh += b0 * H
+    dc += b0 * H
+    for n in range(nb * H):
+        dh[n] += dyt[n]
+    backward_rows(nb, H, acts + ((T - 1) * B + b0) * G, tanh_c + ((T - 1) * B + b0) * H,
+                  cs + ((T - 1) * B + b0) * H, dh, dc, dgates + ((T - 1) * B + b0) * G)
+    for t in range(T - 1, 0, -1):
+        bwd_step(nb, H, wb, dgates + (t * B + b0) * G, dy + ((t - 1) * B + b0) * H,
+                 acts + ((t - 1) * B + b0) * G, tanh_c + ((t - 1) * B + b0) * H,
+                 cs + ((t - 1) * B + b0) * H, dc, dgates + ((t - 1) * B + b0) * G,
+                 <floating*>NULL)
+    bwd_step(nb, H, wb, dgates + b0 * G, <floating*>NULL, <floating*>NULL, <floating*>NULL,
+             <floating*>NULL, <floating*>NULL, <floating*>NULL, dh0 + b0 * H)
+    fpenv_restore(csr)
 
 
 cdef void _backward_blas_steps(int T, int B, int H, const floating* w_hh,
