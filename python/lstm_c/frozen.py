@@ -40,7 +40,9 @@ class FrozenLSTM:
         params = lstm.parameters()
         self._packed = None
         self._copy = None
-        if lstm.backend == "cython" and _lstm.packed_panel_units(self.dtype.name):
+        # Packed: one direction per layer (a bidirectional model runs through a copy).
+        if (lstm.backend == "cython" and _lstm.packed_panel_units(self.dtype.name)
+                and not lstm.bidirectional):
             self._packed = _lstm.PackedLSTM([params["weight_ih" + s] for s in suffixes],
                                             [params["weight_hh" + s] for s in suffixes],
                                             [lstm._bias(s) for s in suffixes])
@@ -49,7 +51,8 @@ class FrozenLSTM:
             # without them): a private copy keeps the snapshot's meaning.
             self._copy = type(lstm)(lstm.input_size, lstm.hidden_size, lstm.num_layers,
                                     bias=lstm.bias, batch_first=lstm.batch_first,
-                                    dtype=self.dtype, backend=lstm.backend).eval()
+                                    dtype=self.dtype, backend=lstm.backend,
+                                    bidirectional=lstm.bidirectional).eval()
             self._copy.load_state_dict(lstm.state_dict())
 
     @property

@@ -13,6 +13,7 @@ import contextlib
 import numpy as np
 
 from lstm_c import _lstm, _threads, reference
+from lstm_c import lengths as seq_lengths
 from lstm_c import _validate as check
 
 BACKENDS = {"cython": _lstm, "numpy": reference}
@@ -130,10 +131,12 @@ class _Recurrent:
             return np.zeros(4 * self.hidden_size, self.dtype)
         return self._params["bias_ih" + suffix] + self._params["bias_hh" + suffix]
 
-    def _layer_forward(self, layer, x, h0, c0, grad, fresh=False):
+    def _layer_forward(self, layer, x, h0, c0, grad, fresh=False, batch_sizes=None):
         """Run the engine over one layer (inside self._threads()). Returns (hs, cs, acts, tanh_c).
 
+        layer: the index of its parameters (layer * directions + direction).
         fresh: what backward would read goes to new arrays, not the workspaces.
+        batch_sizes: rows running per step (lengths.Lengths), or None for all.
         """
         suffix = self._suffix(layer)
         T, B, _ = x.shape
@@ -159,10 +162,10 @@ class _Recurrent:
             x=x, w_ih=self._params["weight_ih" + suffix],
             w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
             hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad,
-            threads=_threads.get_num_threads())
+            threads=_threads.get_num_threads(), batch_sizes=batch_sizes)
         return hs, cs, acts, tanh_c
 
-    def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n):
+    def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n, batch_sizes=None):
         """Backpropagate one layer (inside self._threads()); adds to the grads.
 
         Returns (dx, dh0, dc0).
@@ -181,7 +184,7 @@ class _Recurrent:
             tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n, dx=dx, dh0=dh0, dc0=dc0,
             dw_ih=self.grads["weight_ih" + suffix], dw_hh=self.grads["weight_hh" + suffix],
             db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)),
-            threads=_threads.get_num_threads())
+            threads=_threads.get_num_threads(), batch_sizes=batch_sizes)
         if self.bias:
             self.grads["bias_ih" + suffix] += db
             self.grads["bias_hh" + suffix] += db
@@ -222,6 +225,11 @@ class LSTM(_Recurrent):
         The compiled engine, or the NumPy reference.
     seed : int or None
         Seeds the initial weights and the dropout masks.
+    bidirectional : bool, default False (keyword only)
+        Each layer also runs the sequence backwards, with its own parameters
+        (``..._l{k}_reverse``); the outputs of both directions are
+        concatenated (2H features), h_n and c_n hold num_layers * 2 states
+        ordered layer by layer, forward then backward, as torch's.
 
     Examples
     --------
@@ -232,7 +240,8 @@ class LSTM(_Recurrent):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, dtype=np.float32, backend="cython", seed=None):
+                 dropout=0.0, dtype=np.float32, backend="cython", seed=None, *,
+                 bidirectional=False):
         self._setup(input_size, hidden_size, bias, dtype, backend, seed)
         self.num_layers = check.positive_int("num_layers", num_layers)
         self.batch_first = check.flag("batch_first", batch_first)
@@ -241,67 +250,104 @@ class LSTM(_Recurrent):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
-        H = self.hidden_size
+        self.bidirectional = check.flag("bidirectional", bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        H, D = self.hidden_size, self.num_directions
         for k in range(self.num_layers):
-            in_k = self.input_size if k == 0 else H
-            self._add_param(f"weight_ih_l{k}", (4 * H, in_k))
-            self._add_param(f"weight_hh_l{k}", (4 * H, H))
-            if self.bias:
-                self._add_param(f"bias_ih_l{k}", (4 * H,))
-                self._add_param(f"bias_hh_l{k}", (4 * H,))
+            in_k = self.input_size if k == 0 else D * H
+            for d in range(D):
+                suffix = self._suffix(k * D + d)
+                self._add_param("weight_ih" + suffix, (4 * H, in_k))
+                self._add_param("weight_hh" + suffix, (4 * H, H))
+                if self.bias:
+                    self._add_param("bias_ih" + suffix, (4 * H,))
+                    self._add_param("bias_hh" + suffix, (4 * H,))
 
-    @staticmethod
-    def _suffix(layer):
-        return f"_l{layer}"
+    def _suffix(self, unit):
+        """torch's name suffix of a layer and direction (unit = layer * directions + direction)."""
+        layer, direction = divmod(unit, self.num_directions)
+        return f"_l{layer}" + ("_reverse" if direction else "")
 
     def __repr__(self):
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
-                f"dtype={self.dtype.name}, backend={self.backend!r})")
+                + ("bidirectional=True, " if self.bidirectional else "")
+                + f"dtype={self.dtype.name}, backend={self.backend!r})")
 
-    def forward(self, x, hx=None, *, grad=True):
+    def forward(self, x, hx=None, *, grad=True, lengths=None, mask=None):
         """Run the whole sequence.
 
         Parameters
         ----------
         x : array of shape (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched
-        hx : pair (h0, c0) of arrays of shape (num_layers, B, H), or (num_layers, H)
-            unbatched; zeros when None.
+        hx : pair (h0, c0) of arrays of shape (num_layers * num_directions, B, H), or
+            (num_layers * num_directions, H) unbatched; zeros when None.
         grad : bool, default True
             Keep what ``backward`` needs; y is then read-only, since backward
             reads it (``y.copy()`` to change it). False is the inference path:
             it stores nothing and leaves the state of an earlier forward for
             backward alone.
+        lengths : int array of shape (B,), optional
+            Each sequence's own length (<= T) in a zero-padded batch: it stops
+            there. Its outputs past the end are 0, its h_n and c_n are those of
+            its last step, and its gradients are those of running it alone (as
+            torch with a PackedSequence; see ``lstm_c.lengths``).
+        mask : bool array shaped like x without its last axis, optional
+            The same as lengths, Keras style: True on each sequence's steps,
+            which must come first (padding at the end).
 
         Returns
         -------
-        y : array of shape (T, B, H) (batch_first: (B, T, H); unbatched: (T, H))
-        (h_n, c_n) : arrays of shape (num_layers, B, H) (unbatched: (num_layers, H))
+        y : array of shape (T, B, D*H) (batch_first: (B, T, D*H); unbatched: (T, D*H)),
+            D = 2 when bidirectional, else 1
+        (h_n, c_n) : arrays of shape (num_layers * D, B, H) (unbatched: (num_layers * D, H))
         """
         grad = check.flag("grad", grad)
         x, h0, c0, unbatched = self._inputs(x, hx, grad)
         T, B, _ = x.shape
-        L, H = self.num_layers, self.hidden_size
-        saved = []
-        h_n = np.empty((L, B, H), self.dtype)
-        c_n = np.empty((L, B, H), self.dtype)
-        inp = x
-        with self._threads():  # once per call: switching OpenBLAS's threads is not free
-            for k in range(L):
-                hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad)
-                h_n[k] = hs[T]
-                c_n[k] = cs[-1]
-                y = hs[1:]
-                mask = None
-                if self.training and self.dropout > 0 and k < L - 1:
-                    keep = self._dropout_rng.random((T, B, H)) >= self.dropout
-                    mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
-                saved.append((inp, (hs, cs, acts, tanh_c), mask))
-                inp = y if mask is None else y * mask
+        seq = seq_lengths.from_arguments(lengths, mask, T, B, unbatched, self.batch_first)
+        y, h_n, c_n, saved = self._run(x, h0, c0, seq, grad)
         if grad:
-            self._saved = (saved, unbatched, B)
+            self._saved = (saved, unbatched, B, seq)
             y.flags.writeable = False  # y is the state backward reads; copy it to change it
         return self._outputs(y, h_n, c_n, unbatched)
+
+    def _run(self, x, h0, c0, seq, grad, fresh=False):
+        """Every layer and direction over x (T, B, I): (y, h_n, c_n, saved), in the caller's row order.
+
+        saved, per layer: (its input, per direction (the engine's input, its
+        state), the dropout mask on its output or None); in the engine's order.
+        """
+        T, B, _ = x.shape
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        if seq is not None:
+            x, h0, c0 = seq.sort(x, 1), seq.sort(h0, 1), seq.sort(c0, 1)
+        bs = seq.batch_sizes if seq is not None else None
+        h_n = np.empty((LD, B, H), self.dtype)
+        c_n = np.empty((LD, B, H), self.dtype)
+        saved, inp = [], x
+        with self._threads():  # once per call: switching OpenBLAS's threads is not free
+            for k in range(self.num_layers):
+                outputs, runs = [], []
+                for d in range(self.num_directions):
+                    u = k * self.num_directions + d
+                    x_u = inp if d == 0 else seq_lengths.reverse_steps(inp, seq)
+                    state = self._layer_forward(u, x_u, h0[u], c0[u], grad, fresh, bs)
+                    hs, cs = state[0], state[1]
+                    h_n[u] = hs[T] if seq is None else seq.last(hs)
+                    c_n[u] = cs[-1]
+                    outputs.append(hs[1:] if d == 0 else seq_lengths.reverse_steps(hs[1:], seq))
+                    runs.append((x_u, state))
+                y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+                mask = None
+                if self.training and self.dropout > 0 and k < self.num_layers - 1:
+                    keep = self._dropout_rng.random(y.shape) >= self.dropout
+                    mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+                saved.append((inp, runs, mask))
+                inp = y if mask is None else y * mask
+        if seq is not None:
+            y, h_n, c_n = seq.unsort(y, 1), seq.unsort(h_n, 1), seq.unsort(c_n, 1)
+        return y, h_n, c_n, saved
 
     def freeze(self):
         """A FrozenLSTM: inference with these weights packed once (see lstm_c.frozen).
@@ -313,7 +359,7 @@ class LSTM(_Recurrent):
 
         return FrozenLSTM(self)
 
-    def trace(self, x, hx=None):
+    def trace(self, x, hx=None, *, lengths=None, mask=None):
         """Run the sequence as inference (no dropout) and return every step's internals.
 
         For looking inside a trained model (``lstm_c.record``). Keeps 7H numbers
@@ -323,28 +369,35 @@ class LSTM(_Recurrent):
         Returns
         -------
         y, (h_n, c_n) : as ``forward``
-        layers : list, one dict per layer, of arrays shaped (T, B, .) (batch_first:
-            (B, T, .); unbatched: (T, .)): "h", "c" and "tanh_c" (H wide), and
-            "gates" (4H wide: the activations of i, f, g, o, in torch's order).
+        layers : list, one dict per layer and direction (index layer * D +
+            direction), of arrays shaped (T, B, .) (batch_first: (B, T, .);
+            unbatched: (T, .)) in the input's time order: "h", "c" and
+            "tanh_c" (H wide), and "gates" (4H wide: the activations of i, f,
+            g, o, in torch's order). Past a sequence's end (lengths), h and the
+            gates are 0 and c keeps its last value.
         """
         x, h0, c0, unbatched = self._inputs(x, hx, grad=False)
         T, B, _ = x.shape
-        L = self.num_layers
-        h_n = np.empty((L, B, self.hidden_size), self.dtype)
-        c_n = np.empty_like(h_n)
-        layers, inp = [], x
-        with self._threads():
-            for k in range(L):
-                hs, cs, acts, tanh_c = self._layer_forward(k, inp, h0[k], c0[k], grad=True,
-                                                           fresh=True)
-                h_n[k], c_n[k] = hs[T], cs[T]
-                inp = hs[1:]
-                layers.append({"h": hs[1:], "c": cs[1:], "tanh_c": tanh_c, "gates": acts})
+        seq = seq_lengths.from_arguments(lengths, mask, T, B, unbatched, self.batch_first)
+        training, self.training = self.training, False
+        try:
+            y, h_n, c_n, saved = self._run(x, h0, c0, seq, grad=True, fresh=True)
+        finally:
+            self.training = training
+        layers = []
+        for _, runs, _ in saved:
+            for d, (_, (hs, cs, acts, tanh_c)) in enumerate(runs):
+                steps = {"h": hs[1:], "c": cs[1:], "tanh_c": tanh_c, "gates": acts}
+                if d == 1:  # back to the input's time order
+                    steps = {k: seq_lengths.reverse_steps(v, seq) for k, v in steps.items()}
+                if seq is not None:
+                    steps = {k: seq.unsort(v, 1) for k, v in steps.items()}
+                layers.append(steps)
         if unbatched:
             layers = [{k: v[:, 0] for k, v in d.items()} for d in layers]
         elif self.batch_first:
             layers = [{k: v.transpose(1, 0, 2) for k, v in d.items()} for d in layers]
-        return (*self._outputs(inp, h_n, c_n, unbatched), layers)
+        return (*self._outputs(y, h_n, c_n, unbatched), layers)
 
     def _outputs(self, y, h_n, c_n, unbatched):
         if unbatched:
@@ -354,7 +407,7 @@ class LSTM(_Recurrent):
         return y, (h_n, c_n)
 
     def _inputs(self, x, hx, grad):
-        """x as (T, B, I) in the model's dtype, h0 and c0 as (L, B, H), and whether x was 2-D."""
+        """x as (T, B, I) in the model's dtype, h0 and c0 as (L*D, B, H), and whether x was 2-D."""
         x = self._as_input(x, grad)
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected a 3-D array (T, B, I) or (B, T, I) with batch_first, "
@@ -370,15 +423,16 @@ class LSTM(_Recurrent):
                              f"got shape {x.shape}")
         if T == 0 or B == 0:
             raise ValueError(f"x: expected at least one step and one sequence, got T={T}, B={B}")
-        L, H = self.num_layers, self.hidden_size
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
         if hx is None:
-            h0 = np.zeros((L, B, H), self.dtype)
-            c0 = np.zeros((L, B, H), self.dtype)
+            h0 = np.zeros((LD, B, H), self.dtype)
+            c0 = np.zeros((LD, B, H), self.dtype)
         else:
-            shape = (L, H) if unbatched else (L, B, H)
-            h0, c0 = self._state_pair(hx, "hx", shape, " (num_layers, batch, hidden_size)"
-                                      if not unbatched else " (num_layers, hidden_size)")
-            h0, c0 = h0.reshape(L, B, H), c0.reshape(L, B, H)
+            shape = (LD, H) if unbatched else (LD, B, H)
+            h0, c0 = self._state_pair(hx, "hx", shape, " (num_layers * num_directions, batch, "
+                                      "hidden_size)" if not unbatched else
+                                      " (num_layers * num_directions, hidden_size)")
+            h0, c0 = h0.reshape(LD, B, H), c0.reshape(LD, B, H)
         return x, h0, c0, unbatched
 
     def backward(self, dy, dhx=None):
@@ -389,22 +443,24 @@ class LSTM(_Recurrent):
         Parameters
         ----------
         dy : array shaped like that forward's y
-            dL/dy.
+            dL/dy. With lengths, its entries past a sequence's end are not read.
         dhx : pair (dh_n, dc_n) shaped like (h_n, c_n), optional
             dL/dh_n and dL/dc_n; zeros when None.
 
         Returns
         -------
-        dx : array shaped like x
+        dx : array shaped like x (0 past a sequence's end)
         (dh0, dc0) : arrays shaped like (h0, c0)
         """
         if self._saved is None:
             raise ValueError("backward() needs a forward(x, grad=True) first; "
                              "none has run since this model was made")
-        saved, unbatched, B = self._saved
+        saved, unbatched, B, seq = self._saved
         T = saved[0][0].shape[0]
-        L, H = self.num_layers, self.hidden_size
-        y_shape = (T, H) if unbatched else ((B, T, H) if self.batch_first else (T, B, H))
+        D, H = self.num_directions, self.hidden_size
+        LD = self.num_layers * D
+        y_shape = (T, D * H) if unbatched else ((B, T, D * H) if self.batch_first
+                                                else (T, B, D * H))
         dy = check.as_array(dy, "dy", self.dtype)
         check.check_shape("dy", dy, y_shape, " (the shape of the last forward's y)")
         if unbatched:
@@ -412,30 +468,58 @@ class LSTM(_Recurrent):
         elif self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         if dhx is None:
-            dh_n = np.zeros((L, B, H), self.dtype)
-            dc_n = np.zeros((L, B, H), self.dtype)
+            dh_n = np.zeros((LD, B, H), self.dtype)
+            dc_n = np.zeros((LD, B, H), self.dtype)
         else:
-            shape = (L, H) if unbatched else (L, B, H)
+            shape = (LD, H) if unbatched else (LD, B, H)
             dh_n, dc_n = self._state_pair(dhx, "dhx", shape, " (the shape of h_n, c_n)")
-            dh_n, dc_n = dh_n.reshape(L, B, H), dc_n.reshape(L, B, H)
+            dh_n, dc_n = dh_n.reshape(LD, B, H), dc_n.reshape(LD, B, H)
+        bs = None
+        if seq is not None:
+            dy, dh_n, dc_n = seq.sort(dy, 1), seq.sort(dh_n, 1), seq.sort(dc_n, 1)
+            bs = seq.batch_sizes
 
-        dh0 = np.empty((L, B, H), self.dtype)
-        dc0 = np.empty((L, B, H), self.dtype)
+        dh0 = np.empty((LD, B, H), self.dtype)
+        dc0 = np.empty((LD, B, H), self.dtype)
         d_out = dy
         with self._threads():
-            for k in range(L - 1, -1, -1):
-                inp, state, _ = saved[k]
-                d_in, dh0[k], dc0[k] = self._layer_backward(k, inp, state, d_out,
-                                                            dh_n[k], dc_n[k])
+            for k in range(self.num_layers - 1, -1, -1):
+                _, runs, _ = saved[k]
+                d_in = None
+                for d, (x_u, state) in enumerate(runs):
+                    u = k * D + d
+                    dy_u = np.ascontiguousarray(d_out[:, :, d * H:(d + 1) * H])
+                    if d == 1:
+                        dy_u = seq_lengths.reverse_steps(dy_u, seq)
+                    dx_u, dh0[u], dc0[u] = self._layer_backward(u, x_u, state, dy_u, dh_n[u],
+                                                                dc_n[u], bs)
+                    if d == 1:
+                        dx_u = seq_lengths.reverse_steps(dx_u, seq)
+                    d_in = dx_u if d_in is None else d_in + dx_u
                 if k > 0:
                     mask = saved[k - 1][2]
                     d_out = d_in if mask is None else d_in * mask
         dx = d_in
+        if seq is not None:
+            dx, dh0, dc0 = seq.unsort(dx, 1), seq.unsort(dh0, 1), seq.unsort(dc0, 1)
         if unbatched:
             return dx[:, 0, :], (dh0[:, 0, :], dc0[:, 0, :])
         if self.batch_first:
             dx = dx.transpose(1, 0, 2)
         return dx, (dh0, dc0)
+
+    @classmethod
+    def from_torch(cls, module, *, backend="cython"):
+        """A copy of a ``torch.nn.LSTM``: configuration, dtype and weights (see lstm_c.interop)."""
+        from lstm_c import interop  # here, not at the top: interop imports this module
+
+        return interop._from_torch(module, backend, cls)
+
+    def to_torch(self):
+        """A new ``torch.nn.LSTM`` with this model's configuration, dtype and weights."""
+        from lstm_c import interop
+
+        return interop.to_torch(self)
 
 
 class LSTMCell(_Recurrent):
@@ -534,3 +618,16 @@ class LSTMCell(_Recurrent):
         if unbatched:
             return dx[0, 0], (dh_prev[0], dc_prev[0])
         return dx[0], (dh_prev, dc_prev)
+
+    @classmethod
+    def from_torch(cls, module, *, backend="cython"):
+        """A copy of a ``torch.nn.LSTMCell``: sizes, bias, dtype, weights (see lstm_c.interop)."""
+        from lstm_c import interop
+
+        return interop._from_torch(module, backend, cls)
+
+    def to_torch(self):
+        """A new ``torch.nn.LSTMCell`` with this cell's sizes, bias, dtype and weights."""
+        from lstm_c import interop
+
+        return interop.to_torch(self)

@@ -38,7 +38,15 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1):
+def _running(batch_sizes, t, B):
+    """(B, 1) bool: which rows are inside their sequence at step t (all without batch_sizes)."""
+    if batch_sizes is None:
+        return np.ones((B, 1), bool)
+    return (np.arange(B) < batch_sizes[t])[:, None]
+
+
+def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1,
+                  batch_sizes=None):
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -67,15 +75,20 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         Keep everything ``backward_layer`` needs.
     threads : int
         Accepted for the engine's signature; the reference runs on one.
+    batch_sizes : int array of shape (T,), optional
+        Sequences of different lengths, rows sorted longest first: step t
+        runs rows [0, batch_sizes[t]). A row past its end has h = 0, keeps
+        its c, and stores zero activations.
 
     Returns
     -------
     None
         Results are written into `hs`, `cs`, `acts` and `tanh_c`.
     """
-    T = x.shape[0]
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     for t in range(T):
+        run = _running(batch_sizes, t, B)
         h_prev = hs[t]
         c_prev = cs[t] if training else cs[0]
         gates = x[t] @ w_ih.T + bias                                    # 1a
@@ -84,9 +97,9 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         f = _sigmoid(gates[:, H:2 * H])
         g = np.tanh(gates[:, 2 * H:3 * H])
         o = _sigmoid(gates[:, 3 * H:4 * H])
-        acts[t] = np.concatenate((i, f, g, o), axis=1)
-        c_t = f * c_prev + i * g                                        # 3a
-        tc = np.tanh(c_t)
+        acts[t] = np.where(run, np.concatenate((i, f, g, o), axis=1), 0)
+        c_t = np.where(run, f * c_prev + i * g, c_prev)                 # 3a
+        tc = np.where(run, np.tanh(c_t), 0)
         hs[t + 1] = o * tc                                              # 3b
         if training:
             cs[t + 1] = c_t
@@ -96,7 +109,7 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
 
 
 def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
-                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates, threads=1):
+                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates, threads=1, batch_sizes=None):
     """Backpropagate through one LSTM layer over a whole sequence.
 
     Parameters
@@ -126,8 +139,9 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         ``b_ih`` and ``b_hh``.
     dgates : array of shape (T, B, 4H)
         Scratch; on exit dL/d(pre-activation gates) of every step.
-    threads : int
-        As in ``forward_layer``.
+    threads, batch_sizes
+        As given to ``forward_layer``. Past a row's end its dgates are 0 and
+        its dh and dc pass through unchanged.
 
     Returns
     -------
@@ -145,14 +159,16 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         o = acts[t, :, 3 * H:4 * H]
         tc = tanh_c[t]
         c_prev = cs[t]
+        run = _running(batch_sizes, t, B)
         dh = dy[t] + dh_next
         dc_total = dc_next + dh * o * (1 - tc * tc)                     # 3b'
         dgates[t, :, 0:H] = dc_total * g * i * (1 - i)                  # 2'
         dgates[t, :, H:2 * H] = dc_total * c_prev * f * (1 - f)
         dgates[t, :, 2 * H:3 * H] = dc_total * i * (1 - g * g)
         dgates[t, :, 3 * H:4 * H] = dh * tc * o * (1 - o)
-        dc_next = dc_total * f                                          # 3a'
-        dh_next = dgates[t] @ w_hh                                      # 1b'
+        dgates[t] *= run
+        dc_next = np.where(run, dc_total * f, dc_next)                  # 3a'
+        dh_next = np.where(run, dgates[t] @ w_hh, dh_next)              # 1b'
     dh0[...] = dh_next
     dc0[...] = dc_next
     dG = dgates.reshape(T * B, 4 * H)                                   # 1a'

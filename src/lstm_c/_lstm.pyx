@@ -35,7 +35,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from lstm_c._blas cimport gemm, gemv
 from lstm_c._gates cimport backward_rows, forward_rows, kernel_isa
@@ -60,6 +60,10 @@ cdef extern from *:
     """
     int LSTM_C_DEBUG
     const char* LSTM_C_CC
+
+cdef enum:
+    MAX_THREADS = 256   # sizes the arrays of row-range bounds
+
 
 BUILD_INFO = {
     "debug": bool(LSTM_C_DEBUG),
@@ -165,9 +169,23 @@ cdef int _check_sizes(Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
 
 
 cdef int _check_threads(int threads) except -1:
-    if threads < 1 or threads > 256:
-        raise ValueError(f"threads must be between 1 and 256, got {threads}")
+    if threads < 1 or threads > MAX_THREADS:
+        raise ValueError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
     return 0
+
+
+cdef const int* _batch_sizes(const int[::1] batch_sizes, Py_ssize_t T, Py_ssize_t B) except? NULL:
+    """Pointer to checked batch_sizes, or NULL when every row runs every step."""
+    if batch_sizes is None:
+        return NULL
+    _expect("batch_sizes", batch_sizes.shape, (T,))
+    cdef Py_ssize_t t
+    for t in range(T):
+        if batch_sizes[t] < 0 or batch_sizes[t] > B or (t > 0 and batch_sizes[t] > batch_sizes[t - 1]):
+            raise ValueError(f"batch_sizes: expected non-increasing counts between 0 and B = {B}, "
+                             f"got {batch_sizes[t]} at step {t}"
+                             + (f" after {batch_sizes[t - 1]}" if t > 0 else ""))
+    return &batch_sizes[0]
 
 
 cdef floating* _scratch(Py_ssize_t n, floating dummy) except NULL:
@@ -188,7 +206,8 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
                   floating[:, :, ::1] acts,        # OUT (T, B, 4H) activations (scratch in inference)
                   floating[:, :, ::1] tanh_c,      # OUT (T, B, H) training; untouched in inference
                   bint training,
-                  int threads=1):
+                  int threads=1,
+                  const int[::1] batch_sizes=None):  # IN (T,) rows still running per step
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -212,6 +231,10 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
     threads : int
         Threads for the time loop: on the packed path the batch is split into
         this many row ranges, each run through all steps by its own thread.
+    batch_sizes : int32 array of shape (T,), optional
+        Sequences of different lengths, as PyTorch's PackedSequence: rows
+        sorted longest first, step t runs rows [0, batch_sizes[t]). The rows
+        past a sequence's end get h = 0, carry c, and store zero activations.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
@@ -222,6 +245,9 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
     if training:
         _expect("tanh_c", tanh_c.shape, (T, B, H))
     _check_threads(threads)
+    cdef const int* bs = _batch_sizes(batch_sizes, T, B)
+    cdef int starts[MAX_THREADS + 1]
+    cdef int parts = _split_rows(<int>T, <int>B, threads, bs, starts)
 
     # NULL tanh_c tells _forward not to store anything for backward.
     cdef floating* tanh_c_ptr = &tanh_c[0, 0, 0] if training else NULL
@@ -239,7 +265,7 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
             _forward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0],
                      &acts[0, 0, 0], tanh_c_ptr, wp, scratch, scratch + 4 * H * B,
-                     _row_parts(<int>B, threads))
+                     bs, parts, starts)
             fpenv_restore(csr)
     finally:
         free(scratch)
@@ -250,22 +276,24 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
 # a plain loop strides the destination by a power of two (4H floats) and
 # thrashes one cache set.
 
-cdef inline void _transpose(int rows, int cols, const floating* src, floating* dst) noexcept nogil:
-    """dst (cols, rows) = src (rows, cols)^T."""
+cdef inline void _transpose(int rows, int cols, int ld, const floating* src,
+                            floating* dst) noexcept nogil:
+    """dst (cols, ld)[:, :rows] = src (rows, cols)^T."""
     cdef Py_ssize_t r0, r, c
     for r0 in range(0, rows, 16):
         for c in range(cols):
             for r in range(r0, min(r0 + 16, rows)):
-                dst[c * rows + r] = src[r * cols + c]
+                dst[c * ld + r] = src[r * cols + c]
 
 
-cdef inline void _add_transposed(int rows, int cols, const floating* src, floating* dst) noexcept nogil:
-    """dst (cols, rows) += src (rows, cols)^T."""
+cdef inline void _add_transposed(int rows, int cols, int ld, const floating* src,
+                                 floating* dst) noexcept nogil:
+    """dst (cols, rows) += src (rows, ld)[:, :cols]^T."""
     cdef Py_ssize_t r0, r, c
     for r0 in range(0, rows, 16):
         for c in range(cols):
             for r in range(r0, min(r0 + 16, rows)):
-                dst[c * rows + r] += src[r * cols + c]
+                dst[c * rows + r] += src[r * ld + c]
 
 
 # ----------------------------------------------------------------- threads
@@ -276,29 +304,73 @@ cdef inline void _add_transposed(int rows, int cols, const floating* src, floati
 # are the same bits at any thread count. (Per-step work split between threads
 # would need a barrier every step, which costs more than a step at small B.)
 
-cdef int _row_parts(int B, int threads) noexcept nogil:
-    """How many row ranges to split B rows into: at least 8 rows each."""
-    cdef int n = threads if threads < B // 8 else B // 8
-    return n if n > 1 else 1
+cdef int _split_rows(int T, int B, int threads, const int* bs, int* starts) noexcept nogil:
+    """Split B rows into ranges of at least 8 rows for the threads; returns how
+    many, with starts[0 .. parts] their bounds (on multiples of 4, the kernels'
+    row block). With batch_sizes the rows are sorted longest first, so the
+    bounds split the work (the active steps of the rows), not the row count."""
+    cdef int parts = threads if threads < B // 8 else B // 8
+    cdef int p, b, t
+    cdef long total = 0, done = 0
+    if parts < 1:
+        parts = 1
+    starts[0] = 0
+    starts[parts] = B
+    if bs == NULL:
+        for p in range(1, parts):
+            starts[p] = (B * p // parts) & ~3
+        return parts
+    # Row b is active in the steps t with bs[t] > b.
+    for t in range(T):
+        total += bs[t]
+    b = 0
+    t = T
+    for p in range(1, parts):
+        while b < B and done * parts < total * p:
+            while t > 0 and bs[t - 1] <= b:
+                t -= 1
+            done += t          # row b's length
+            b += 1
+        starts[p] = b & ~3
+    return parts
 
 
-cdef inline int _row_start(int part, int parts, int B) noexcept nogil:
-    """First row of a range; ranges start on multiples of 4 (the kernels' row block)."""
-    return B if part == parts else (B * part // parts) & ~3
+cdef inline int _active(const int* bs, Py_ssize_t t, int r0, int r1) noexcept nogil:
+    """How many of rows [r0, r1) are still inside their sequence at step t."""
+    if bs == NULL:
+        return r1 - r0
+    return 0 if bs[t] <= r0 else (r1 - r0 if bs[t] >= r1 else bs[t] - r0)
+
+
+cdef void _ended_rows(Py_ssize_t t, int B, int H, int r0, int r1, floating* hs, floating* cs,
+                      floating* acts, floating* tanh_c) noexcept nogil:
+    """Rows [r0, r1) of step t belong to sequences that have ended: h_t is 0
+    (the output past the end), c is carried (so the last cs holds c_n); in
+    training the stored activations are 0."""
+    cdef Py_ssize_t n = r1 - r0, G = 4 * H
+    if n <= 0:
+        return
+    memset(hs + ((t + 1) * B + r0) * H, 0, n * H * sizeof(floating))
+    if tanh_c != NULL:
+        memcpy(cs + ((t + 1) * B + r0) * H, cs + (t * B + r0) * H, n * H * sizeof(floating))
+        memset(acts + (t * B + r0) * G, 0, n * G * sizeof(floating))
+        memset(tanh_c + (t * B + r0) * H, 0, n * H * sizeof(floating))
 
 
 cdef void _forward(int T, int B, int I, int H,
                    const floating* x, const floating* w_ih, const floating* w_hh,
                    const floating* bias, floating* hs, floating* cs,
                    floating* acts, floating* tanh_c, floating* wp,
-                   floating* rT, floating* hT, int parts) noexcept nogil:
+                   floating* rT, floating* hT, const int* bs, int parts,
+                   const int* starts) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
     # nothing per step is kept beyond h. wp: room for the packed W_hh, W_ih
     # and bias, or NULL for per-step BLAS (which then uses the scratch rT, hT).
+    # bs: rows running per step, or NULL for all.
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, n
-    cdef int part
+    cdef int part, m
     cdef floating* a
     cdef floating* c
     cdef floating* h_t
@@ -306,11 +378,11 @@ cdef void _forward(int T, int B, int I, int H,
     if wp != NULL:
         pack_fwd(H, I, w_hh, w_ih, bias, wp)
         if parts == 1:
-            _forward_rows(T, B, I, H, 0, B, x, wp, hs, cs, acts, tanh_c)
+            _forward_rows(T, B, I, H, 0, B, x, wp, hs, cs, acts, tanh_c, bs)
         else:
             for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
-                _forward_rows(T, B, I, H, _row_start(part, parts, B),
-                              _row_start(part + 1, parts, B), x, wp, hs, cs, acts, tanh_c)
+                _forward_rows(T, B, I, H, starts[part], starts[part + 1], x, wp, hs, cs,
+                              acts, tanh_c, bs)
         return
 
     # 1a: input projection of every step at once, bias included:
@@ -323,47 +395,53 @@ cdef void _forward(int T, int B, int I, int H,
         gemm(False, True, TB, G, I, 1, x, I, w_ih, I, 1, acts, G)
 
     if B > 1:
-        _transpose(B, H, hs, hT)
+        _transpose(B, H, B, hs, hT)
     for t in range(T):
+        m = _active(bs, t, 0, B)
         a = acts + t * B * G
-        # 1b: recurrent product added to the gate rows. B = 1: a gemv straight
-        # from h_prev; else feature-major, rT (4H, B) = w_hh @ hT, then added.
-        if B == 1:
-            gemv(False, G, H, 1, w_hh, H, hs + t * H, 1, a)
-        else:
-            gemm(False, False, G, B, H, 1, w_hh, H, hT, B, 0, rT, B)
-            _add_transposed(G, B, rT, a)
         h_t = hs + (t + 1) * B * H
-        if tanh_c != NULL:
-            c = cs + (t + 1) * B * H
-            memcpy(c, c - B * H, B * H * sizeof(floating))
-            forward_rows(B, H, a, c, h_t, tanh_c + t * B * H)
-        else:
-            forward_rows(B, H, a, cs, h_t, <floating*>NULL)
+        # 1b: recurrent product added to the gate rows of the m running rows.
+        # B = 1: a gemv straight from h_prev; else feature-major,
+        # rT (4H, m) = w_hh @ hT, then added.
+        if m > 0:
+            if B == 1:
+                gemv(False, G, H, 1, w_hh, H, hs + t * H, 1, a)
+            else:
+                gemm(False, False, G, m, H, 1, w_hh, H, hT, B, 0, rT, B)
+                _add_transposed(G, m, B, rT, a)
+            if tanh_c != NULL:
+                c = cs + (t + 1) * B * H
+                memcpy(c, c - B * H, m * H * sizeof(floating))
+                forward_rows(m, H, a, c, h_t, tanh_c + t * B * H)
+            else:
+                forward_rows(m, H, a, cs, h_t, <floating*>NULL)
+        _ended_rows(t, B, H, m, B, hs, cs, acts, tanh_c)
         if B > 1:
-            _transpose(B, H, h_t, hT)
+            _transpose(m, H, B, h_t, hT)
 
 
 cdef void _forward_rows(int T, int B, int I, int H, int b0, int b1, const floating* x,
                         const floating* wp, floating* hs, floating* cs, floating* acts,
-                        floating* tanh_c) noexcept nogil:
+                        floating* tanh_c, const int* bs) noexcept nogil:
     """The packed time loop over batch rows [b0, b1): 1a, 1b, 2, 3a, 3b in one
     kernel per step, straight from the rows of h_prev and x_t."""
-    cdef int G = 4 * H, nb = b1 - b0
+    cdef int G = 4 * H, m
     cdef Py_ssize_t t
     # Denormals are flushed per thread (MXCSR is per thread); a no-op
     # repeat on the calling thread.
     cdef unsigned int csr = denormals_off()
     for t in range(T):
-        if tanh_c != NULL:
-            fwd_step(nb, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
+        m = _active(bs, t, b0, b1)
+        if m > 0 and tanh_c != NULL:
+            fwd_step(m, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
                      acts + (t * B + b0) * G, cs + (t * B + b0) * H,
                      cs + ((t + 1) * B + b0) * H, hs + ((t + 1) * B + b0) * H,
                      tanh_c + (t * B + b0) * H)
-        else:
-            fwd_step(nb, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
+        elif m > 0:
+            fwd_step(m, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
                      <floating*>NULL, cs + b0 * H, cs + b0 * H,
                      hs + ((t + 1) * B + b0) * H, <floating*>NULL)
+        _ended_rows(t, B, H, b0 + m, b1, hs, cs, acts, tanh_c)
     fpenv_restore(csr)
 
 
@@ -386,7 +464,8 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                    floating[:, ::1] dw_hh,            # INOUT (4H, H), added to
                    floating[::1] db,                  # INOUT (4H,), added to
                    floating[:, :, ::1] dgates,        # OUT (T, B, 4H) scratch
-                   int threads=1):
+                   int threads=1,
+                   const int[::1] batch_sizes=None):  # IN (T,), as given to forward_layer
     """Backpropagate through one layer over the whole sequence (BPTT).
 
     Parameters
@@ -407,8 +486,12 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     dgates : array of shape (T, B, 4H)
         On exit, dL/d(gate pre-activations) of every step.
     threads : int
-        Threads for the time loop, as in forward_layer. The GEMMs after it
-        run on the BLAS's own threads.
+        Threads for the time loop, as in forward_layer; the GEMMs after it
+        are split into as many shares of their rows, each on one BLAS thread.
+    batch_sizes : int32 array of shape (T,), optional
+        As given to forward_layer. Past a sequence's end its dgates are 0 and
+        dh, dc pass through unchanged (dh_n, dc_n reach its last step); dy
+        there is not read.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
@@ -427,6 +510,9 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     _expect("db", db.shape, (4 * H,))
     _expect("dgates", dgates.shape, (T, B, 4 * H))
     _check_threads(threads)
+    cdef const int* bs = _batch_sizes(batch_sizes, T, B)
+    cdef int starts[MAX_THREADS + 1]
+    cdef int parts = _split_rows(<int>T, <int>B, threads, bs, starts)
 
     cdef void* raw = NULL
     cdef unsigned int csr
@@ -441,7 +527,8 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                       &w_hh[0, 0], &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
                       &tanh_c[0, 0, 0], &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
-                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch, threads)
+                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch, threads, bs,
+                      parts, starts)
             fpenv_restore(csr)
     finally:
         free(scratch)
@@ -455,27 +542,27 @@ cdef void _backward(int T, int B, int I, int H,
                     const floating* dh_n, const floating* dc_n,
                     floating* dx, floating* dh0, floating* dc0,
                     floating* dw_ih, floating* dw_hh, floating* db,
-                    floating* dgates, floating* wb, floating* dh, int threads) noexcept nogil:
+                    floating* dgates, floating* wb, floating* dh, int threads,
+                    const int* bs, int parts, const int* starts) noexcept nogil:
     # dh (B, H) carries dL/dh between steps; dc0 doubles as the running
     # dL/dc, updated in place from dc_n down to dc0. wb: room for the packed
     # W_hh, or NULL for per-step BLAS.
     cdef int G = 4 * H
     cdef int TB = T * B
-    cdef int part, parts = _row_parts(B, threads)
+    cdef int part
 
     memcpy(dc0, dc_n, B * H * sizeof(floating))
     memcpy(dh, dh_n, B * H * sizeof(floating))
     if wb != NULL:
         pack_bwd(H, w_hh, wb)
         if parts == 1:
-            _backward_rows(T, B, H, 0, B, wb, cs, acts, tanh_c, dy, dc0, dgates, dh, dh0)
+            _backward_rows(T, B, H, 0, B, wb, cs, acts, tanh_c, dy, dc0, dgates, dh, dh0, bs)
         else:
             for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
-                _backward_rows(T, B, H, _row_start(part, parts, B),
-                               _row_start(part + 1, parts, B), wb, cs, acts, tanh_c, dy,
-                               dc0, dgates, dh, dh0)
+                _backward_rows(T, B, H, starts[part], starts[part + 1], wb, cs, acts, tanh_c,
+                               dy, dc0, dgates, dh, dh0, bs)
     else:
-        _backward_blas_steps(T, B, H, w_hh, cs, acts, tanh_c, dy, dc0, dgates, dh)
+        _backward_blas_steps(T, B, H, w_hh, cs, acts, tanh_c, dy, dc0, dgates, dh, bs)
         memcpy(dh0, dh, B * H * sizeof(floating))
 
     # 1a': one GEMM each over all T*B rows, then the bias reduction
@@ -506,7 +593,8 @@ cdef void _weight_grads(int part, int parts, int TB, int I, int H, const floatin
                         floating* dw_hh, floating* db) noexcept nogil:
     """This part's share of the 4H gate rows of dW_ih, dW_hh and db (added to)."""
     cdef int G = 4 * H
-    cdef int g0 = _row_start(part, parts, G), g1 = _row_start(part + 1, parts, G)
+    # Shares start on multiples of 4 rows.
+    cdef int g0 = (G * part // parts) & ~3, g1 = G if part + 1 == parts else (G * (part + 1) // parts) & ~3
     cdef Py_ssize_t n, k
     if g1 == g0:
         return
@@ -520,51 +608,87 @@ cdef void _weight_grads(int part, int parts, int TB, int I, int H, const floatin
 cdef void _backward_rows(int T, int B, int H, int b0, int b1, const floating* wb,
                          const floating* cs, const floating* acts, const floating* tanh_c,
                          const floating* dy, floating* dc, floating* dgates, floating* dh,
-                         floating* dh0) noexcept nogil:
+                         floating* dh0, const int* bs) noexcept nogil:
     """The packed time loop of backward over batch rows [b0, b1): the last
     step's gates alone, then each kernel call gives dh of step t-1 and runs
-    that step's gate backward on it (1b' .. 2'); dh in is dL/dh_T."""
-    cdef int G = 4 * H, nb = b1 - b0
-    cdef Py_ssize_t t, n
-    cdef const floating* dyt = dy + ((T - 1) * B + b0) * H
+    that step's gate backward on it (1b' .. 2'); dh in is dL/dh_T.
+
+    With batch_sizes, of the m rows running at step t-1 the first n (those
+    also running at t) take dh from the kernel; the rest end at t-1, and take
+    the dh carried from dh_n."""
+    cdef int G = 4 * H, nb = b1 - b0, m, n
+    cdef Py_ssize_t t
     cdef unsigned int csr = denormals_off()   # per thread, as in _forward_rows
     dh += b0 * H
     dc += b0 * H
-    for n in range(nb * H):
-        dh[n] += dyt[n]
-    backward_rows(nb, H, acts + ((T - 1) * B + b0) * G, tanh_c + ((T - 1) * B + b0) * H,
-                  cs + ((T - 1) * B + b0) * H, dh, dc, dgates + ((T - 1) * B + b0) * G)
-    for t in range(T - 1, 0, -1):
-        bwd_step(nb, H, wb, dgates + (t * B + b0) * G, dy + ((t - 1) * B + b0) * H,
-                 acts + ((t - 1) * B + b0) * G, tanh_c + ((t - 1) * B + b0) * H,
-                 cs + ((t - 1) * B + b0) * H, dc, dgates + ((t - 1) * B + b0) * G,
-                 <floating*>NULL)
-    bwd_step(nb, H, wb, dgates + b0 * G, <floating*>NULL, <floating*>NULL, <floating*>NULL,
-             <floating*>NULL, <floating*>NULL, <floating*>NULL, dh0 + b0 * H)
+    n = 0
+    for t in range(T - 1, -1, -1):
+        m = _active(bs, t, b0, b1)
+        # Rows [0, n) of step t got dh and their gate backward from the
+        # kernel at step t+1; rows [n, m) end here; rows [m, nb) have ended.
+        if t < T - 1 and n > 0:
+            bwd_step(n, H, wb, dgates + ((t + 1) * B + b0) * G, dy + (t * B + b0) * H,
+                     acts + (t * B + b0) * G, tanh_c + (t * B + b0) * H,
+                     cs + (t * B + b0) * H, dc, dgates + (t * B + b0) * G, <floating*>NULL)
+        if m > n:
+            _gates_backward_alone(t, B, H, b0 + n, b0 + m, acts, tanh_c, cs, dy,
+                                  dh - b0 * H, dc - b0 * H, dgates)
+        if nb > m:
+            memset(dgates + (t * B + b0 + m) * G, 0, (nb - m) * G * sizeof(floating))
+        n = m
+    # dh_0 of the rows that ran step 0; rows that never ran keep dh_n.
+    if n > 0:
+        bwd_step(n, H, wb, dgates + b0 * G, <floating*>NULL, <floating*>NULL, <floating*>NULL,
+                 <floating*>NULL, <floating*>NULL, <floating*>NULL, dh0 + b0 * H)
+    if nb > n:
+        memcpy(dh0 + (b0 + n) * H, dh + n * H, (nb - n) * H * sizeof(floating))
     fpenv_restore(csr)
+
+
+cdef inline void _gates_backward_alone(Py_ssize_t t, int B, int H, int r0, int r1,
+                                       const floating* acts, const floating* tanh_c,
+                                       const floating* cs, const floating* dy, floating* dh,
+                                       floating* dc, floating* dgates) noexcept nogil:
+    """3b' .. 2' of step t for rows [r0, r1) whose dh is the carried one plus dy_t."""
+    cdef Py_ssize_t k
+    cdef const floating* dyt = dy + (t * B + r0) * H
+    cdef floating* d = dh + r0 * H
+    for k in range((r1 - r0) * H):
+        d[k] += dyt[k]
+    backward_rows(r1 - r0, H, acts + (t * B + r0) * 4 * H, tanh_c + (t * B + r0) * H,
+                  cs + (t * B + r0) * H, d, dc + r0 * H, dgates + (t * B + r0) * 4 * H)
 
 
 cdef void _backward_blas_steps(int T, int B, int H, const floating* w_hh,
                                const floating* cs, const floating* acts,
                                const floating* tanh_c, const floating* dy,
-                               floating* dc, floating* dgates, floating* dh) noexcept nogil:
-    """The time loop of backward on per-step BLAS: dh in is dL/dh_T, out dL/dh_0."""
-    cdef int G = 4 * H
+                               floating* dc, floating* dgates, floating* dh,
+                               const int* bs) noexcept nogil:
+    """The time loop of backward on per-step BLAS: dh in is dL/dh_T, out dL/dh_0.
+
+    Only the m rows running at a step take part in it; the others keep dh
+    and dc, and get zero dgates."""
+    cdef int G = 4 * H, m
     cdef Py_ssize_t t, n
     cdef const floating* dyt
     cdef floating* dg
     for t in range(T - 1, -1, -1):
-        dyt = dy + t * B * H
-        for n in range(B * H):
-            dh[n] += dyt[n]
+        m = _active(bs, t, 0, B)
         dg = dgates + t * B * G
-        backward_rows(B, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
+        if m < B:
+            memset(dg + m * G, 0, (B - m) * G * sizeof(floating))
+        if m == 0:
+            continue
+        dyt = dy + t * B * H
+        for n in range(m * H):
+            dh[n] += dyt[n]
+        backward_rows(m, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
                       dh, dc, dg)
-        # 1b': dh_prev (B, H) = dg (B, 4H) @ w_hh
-        if B == 1:
+        # 1b': dh_prev (m, H) = dg (m, 4H) @ w_hh
+        if m == 1:
             gemv(True, G, H, 1, w_hh, H, dg, 0, dh)
         else:
-            gemm(False, False, B, H, G, 1, dg, G, w_hh, H, 0, dh, H)
+            gemm(False, False, m, H, G, 1, dg, G, w_hh, H, 0, dh, H)
 
 
 # ----------------------------------------------------------------- frozen inference
