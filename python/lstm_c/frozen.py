@@ -40,9 +40,9 @@ class FrozenLSTM:
         params = lstm.parameters()
         self._packed = None
         self._copy = None
-        # Packed: one direction per layer (a bidirectional model runs through a copy).
+        # Packed: one direction per layer, no projection (other models run through a copy).
         if (lstm.backend == "cython" and _lstm.packed_panel_units(self.dtype.name)
-                and not lstm.bidirectional):
+                and not lstm.bidirectional and not lstm.proj_size):
             self._packed = _lstm.PackedLSTM([params["weight_ih" + s] for s in suffixes],
                                             [params["weight_hh" + s] for s in suffixes],
                                             [lstm._bias(s) for s in suffixes])
@@ -52,7 +52,8 @@ class FrozenLSTM:
             self._copy = type(lstm)(lstm.input_size, lstm.hidden_size, lstm.num_layers,
                                     bias=lstm.bias, batch_first=lstm.batch_first,
                                     dtype=self.dtype, backend=lstm.backend,
-                                    bidirectional=lstm.bidirectional).eval()
+                                    bidirectional=lstm.bidirectional,
+                                    proj_size=lstm.proj_size).eval()
             self._copy.load_state_dict(lstm.state_dict())
 
     @property

@@ -49,6 +49,8 @@ def _init_uniform(rng, shape, hidden_size, dtype):
 class _Recurrent:
     """What LSTM and LSTMCell share: parameters, gradients, state dicts, modes."""
 
+    proj_size = 0  # LSTM's projection of h (LSTMP); 0: none, h is hidden_size wide
+
     def _setup(self, input_size, hidden_size, bias, dtype, backend, seed):
         # Harnesses build models as LSTM(I, H, L, np.float64), torch's dtype
         # keyword given positionally; where bias holds a float dtype, it is one.
@@ -140,30 +142,36 @@ class _Recurrent:
         """
         suffix = self._suffix(layer)
         T, B, _ = x.shape
-        H = self.hidden_size
+        H, P = self.hidden_size, self.proj_size or self.hidden_size
         ws = self._workspace
         # hs is returned to the user (y is hs[1:]), so it is new on every call;
         # what only backward reads lives in workspaces reused between calls.
-        hs = np.empty((T + 1, B, H), self.dtype)
+        hs = np.empty((T + 1, B, P), self.dtype)
         hs[0] = h0
+        ms = None  # m_t = o * tanh(c_t), before the projection
         if grad:
             get = (lambda key, shape: np.empty(shape, self.dtype)) if fresh else ws.get
             cs = get(("cs", layer), (T + 1, B, H))
             acts = get(("acts", layer), (T, B, 4 * H))
             tanh_c = get(("tanh_c", layer), (T, B, H))
+            if self.proj_size:
+                ms = get(("ms", layer), (T, B, H))
         else:
             # Separate scratch, so an inference call between forward and
             # backward leaves the saved training state alone.
             cs = np.empty((1, B, H), self.dtype)
             acts = ws.get(("infer_acts", layer), (T, B, 4 * H))
             tanh_c = np.empty((0, B, H), self.dtype)
+            if self.proj_size:
+                ms = np.empty((1, B, H), self.dtype)
         cs[0] = c0
         self._engine.forward_layer(
             x=x, w_ih=self._params["weight_ih" + suffix],
             w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
             hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad,
-            threads=_threads.get_num_threads(), batch_sizes=batch_sizes)
-        return hs, cs, acts, tanh_c
+            threads=_threads.get_num_threads(), batch_sizes=batch_sizes,
+            w_hr=self._params.get("weight_hr" + suffix), ms=ms)
+        return hs, cs, acts, tanh_c, ms
 
     def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n, batch_sizes=None):
         """Backpropagate one layer (inside self._threads()); adds to the grads.
@@ -171,11 +179,11 @@ class _Recurrent:
         Returns (dx, dh0, dc0).
         """
         suffix = self._suffix(layer)
-        hs, cs, acts, tanh_c = saved
+        hs, cs, acts, tanh_c, ms = saved
         T, B, I = x.shape
-        H = self.hidden_size
+        H, P = self.hidden_size, self.proj_size or self.hidden_size
         dx = np.empty((T, B, I), self.dtype)
-        dh0 = np.empty((B, H), self.dtype)
+        dh0 = np.empty((B, P), self.dtype)
         dc0 = np.empty((B, H), self.dtype)
         db = np.zeros(4 * H, self.dtype)
         self._engine.backward_layer(
@@ -184,18 +192,22 @@ class _Recurrent:
             tanh_c=tanh_c, dy=dy, dh_n=dh_n, dc_n=dc_n, dx=dx, dh0=dh0, dc0=dc0,
             dw_ih=self.grads["weight_ih" + suffix], dw_hh=self.grads["weight_hh" + suffix],
             db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)),
-            threads=_threads.get_num_threads(), batch_sizes=batch_sizes)
+            threads=_threads.get_num_threads(), batch_sizes=batch_sizes,
+            w_hr=self._params.get("weight_hr" + suffix), ms=ms,
+            dw_hr=self.grads.get("weight_hr" + suffix))
         if self.bias:
             self.grads["bias_ih" + suffix] += db
             self.grads["bias_hh" + suffix] += db
         return dx, dh0, dc0
 
-    def _state_pair(self, pair, name, shape, hint):
-        """Validate an (h, c) pair; each converted to `shape`."""
+    def _state_pair(self, pair, name, shape, hint, c_shape=None):
+        """Validate an (h, c) pair; each converted to `shape` (c to c_shape if given)."""
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"{name}: expected a pair (h, c) of arrays, got {type(pair).__name__}")
         out = []
+        shapes = (shape, c_shape or shape)
         for i, value in enumerate(pair):
+            shape = shapes[i]
             if (type(value) is np.ndarray and value.dtype == self.dtype
                     and value.shape == shape and value.flags.c_contiguous):
                 out.append(value)  # the usual case, passed without building messages
@@ -230,6 +242,10 @@ class LSTM(_Recurrent):
         (``..._l{k}_reverse``); the outputs of both directions are
         concatenated (2H features), h_n and c_n hold num_layers * 2 states
         ordered layer by layer, forward then backward, as torch's.
+    proj_size : int, default 0 (keyword only)
+        > 0: h is projected to this size, h_t = W_hr (o * tanh(c_t)) with
+        ``weight_hr_l{k}`` (proj_size, H) (LSTMP, as torch's); h0, h_n and y
+        are then proj_size wide, c stays H wide.
 
     Examples
     --------
@@ -241,7 +257,7 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, dtype=np.float32, backend="cython", seed=None, *,
-                 bidirectional=False):
+                 bidirectional=False, proj_size=0):
         self._setup(input_size, hidden_size, bias, dtype, backend, seed)
         self.num_layers = check.positive_int("num_layers", num_layers)
         self.batch_first = check.flag("batch_first", batch_first)
@@ -252,16 +268,25 @@ class LSTM(_Recurrent):
         self.dropout = float(dropout)
         self.bidirectional = check.flag("bidirectional", bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
+        if isinstance(proj_size, (bool, np.bool_)) or not isinstance(proj_size, (int, np.integer)):
+            raise TypeError(f"proj_size must be an int, got {proj_size!r}")
+        if not 0 <= proj_size < self.hidden_size:
+            raise ValueError(f"proj_size must be 0 (none) or between 1 and hidden_size - 1 = "
+                             f"{self.hidden_size - 1}, got {proj_size}")
+        self.proj_size = int(proj_size)
         H, D = self.hidden_size, self.num_directions
+        P = self.proj_size or H
         for k in range(self.num_layers):
-            in_k = self.input_size if k == 0 else D * H
+            in_k = self.input_size if k == 0 else D * P
             for d in range(D):
                 suffix = self._suffix(k * D + d)
                 self._add_param("weight_ih" + suffix, (4 * H, in_k))
-                self._add_param("weight_hh" + suffix, (4 * H, H))
+                self._add_param("weight_hh" + suffix, (4 * H, P))
                 if self.bias:
                     self._add_param("bias_ih" + suffix, (4 * H,))
                     self._add_param("bias_hh" + suffix, (4 * H,))
+                if self.proj_size:
+                    self._add_param("weight_hr" + suffix, (P, H))
 
     def _suffix(self, unit):
         """torch's name suffix of a layer and direction (unit = layer * directions + direction)."""
@@ -272,6 +297,7 @@ class LSTM(_Recurrent):
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
                 + ("bidirectional=True, " if self.bidirectional else "")
+                + (f"proj_size={self.proj_size}, " if self.proj_size else "")
                 + f"dtype={self.dtype.name}, backend={self.backend!r})")
 
     def forward(self, x, hx=None, *, grad=True, lengths=None, mask=None):
@@ -323,7 +349,7 @@ class LSTM(_Recurrent):
         if seq is not None:
             x, h0, c0 = seq.sort(x, 1), seq.sort(h0, 1), seq.sort(c0, 1)
         bs = seq.batch_sizes if seq is not None else None
-        h_n = np.empty((LD, B, H), self.dtype)
+        h_n = np.empty((LD, B, self.proj_size or H), self.dtype)
         c_n = np.empty((LD, B, H), self.dtype)
         saved, inp = [], x
         with self._threads():  # once per call: switching OpenBLAS's threads is not free
@@ -386,7 +412,7 @@ class LSTM(_Recurrent):
             self.training = training
         layers = []
         for _, runs, _ in saved:
-            for d, (_, (hs, cs, acts, tanh_c)) in enumerate(runs):
+            for d, (_, (hs, cs, acts, tanh_c, _)) in enumerate(runs):
                 steps = {"h": hs[1:], "c": cs[1:], "tanh_c": tanh_c, "gates": acts}
                 if d == 1:  # back to the input's time order
                     steps = {k: seq_lengths.reverse_steps(v, seq) for k, v in steps.items()}
@@ -424,15 +450,17 @@ class LSTM(_Recurrent):
         if T == 0 or B == 0:
             raise ValueError(f"x: expected at least one step and one sequence, got T={T}, B={B}")
         LD, H = self.num_layers * self.num_directions, self.hidden_size
+        P = self.proj_size or H
         if hx is None:
-            h0 = np.zeros((LD, B, H), self.dtype)
+            h0 = np.zeros((LD, B, P), self.dtype)
             c0 = np.zeros((LD, B, H), self.dtype)
         else:
-            shape = (LD, H) if unbatched else (LD, B, H)
-            h0, c0 = self._state_pair(hx, "hx", shape, " (num_layers * num_directions, batch, "
-                                      "hidden_size)" if not unbatched else
-                                      " (num_layers * num_directions, hidden_size)")
-            h0, c0 = h0.reshape(LD, B, H), c0.reshape(LD, B, H)
+            lead = (LD,) if unbatched else (LD, B)
+            size = "proj_size" if self.proj_size else "hidden_size"
+            h0, c0 = self._state_pair(hx, "hx", lead + (P,), f" (num_layers * num_directions"
+                                      f"{'' if unbatched else ', batch'}, {size} for h, "
+                                      f"hidden_size for c)", c_shape=lead + (H,))
+            h0, c0 = h0.reshape(LD, B, P), c0.reshape(LD, B, H)
         return x, h0, c0, unbatched
 
     def backward(self, dy, dhx=None):
@@ -458,9 +486,10 @@ class LSTM(_Recurrent):
         saved, unbatched, B, seq = self._saved
         T = saved[0][0].shape[0]
         D, H = self.num_directions, self.hidden_size
+        P = self.proj_size or H
         LD = self.num_layers * D
-        y_shape = (T, D * H) if unbatched else ((B, T, D * H) if self.batch_first
-                                                else (T, B, D * H))
+        y_shape = (T, D * P) if unbatched else ((B, T, D * P) if self.batch_first
+                                                else (T, B, D * P))
         dy = check.as_array(dy, "dy", self.dtype)
         check.check_shape("dy", dy, y_shape, " (the shape of the last forward's y)")
         if unbatched:
@@ -468,18 +497,19 @@ class LSTM(_Recurrent):
         elif self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         if dhx is None:
-            dh_n = np.zeros((LD, B, H), self.dtype)
+            dh_n = np.zeros((LD, B, P), self.dtype)
             dc_n = np.zeros((LD, B, H), self.dtype)
         else:
-            shape = (LD, H) if unbatched else (LD, B, H)
-            dh_n, dc_n = self._state_pair(dhx, "dhx", shape, " (the shape of h_n, c_n)")
-            dh_n, dc_n = dh_n.reshape(LD, B, H), dc_n.reshape(LD, B, H)
+            lead = (LD,) if unbatched else (LD, B)
+            dh_n, dc_n = self._state_pair(dhx, "dhx", lead + (P,), " (the shape of h_n, c_n)",
+                                          c_shape=lead + (H,))
+            dh_n, dc_n = dh_n.reshape(LD, B, P), dc_n.reshape(LD, B, H)
         bs = None
         if seq is not None:
             dy, dh_n, dc_n = seq.sort(dy, 1), seq.sort(dh_n, 1), seq.sort(dc_n, 1)
             bs = seq.batch_sizes
 
-        dh0 = np.empty((LD, B, H), self.dtype)
+        dh0 = np.empty((LD, B, P), self.dtype)
         dc0 = np.empty((LD, B, H), self.dtype)
         d_out = dy
         with self._threads():
@@ -488,7 +518,7 @@ class LSTM(_Recurrent):
                 d_in = None
                 for d, (x_u, state) in enumerate(runs):
                     u = k * D + d
-                    dy_u = np.ascontiguousarray(d_out[:, :, d * H:(d + 1) * H])
+                    dy_u = np.ascontiguousarray(d_out[:, :, d * P:(d + 1) * P])
                     if d == 1:
                         dy_u = seq_lengths.reverse_steps(dy_u, seq)
                     dx_u, dh0[u], dc0[u] = self._layer_backward(u, x_u, state, dy_u, dh_n[u],
@@ -583,10 +613,10 @@ class LSTMCell(_Recurrent):
             h, c = self._state_pair(hx, "hx", (H,) if unbatched else (B, H),
                                     "" if unbatched else " (batch, hidden_size)")
         with self._threads():
-            hs, cs, acts, tanh_c = self._layer_forward(0, x, h.reshape(B, H), c.reshape(B, H),
-                                                       grad)
+            state = self._layer_forward(0, x, h.reshape(B, H), c.reshape(B, H), grad)
+        hs, cs = state[0], state[1]
         if grad:
-            self._saved = (x, (hs, cs, acts, tanh_c), unbatched)
+            self._saved = (x, state, unbatched)
         h1, c1 = hs[1, :, :], cs[-1].copy()
         return (h1[0], c1[0]) if unbatched else (h1, c1)
 

@@ -46,7 +46,7 @@ def _running(batch_sizes, t, B):
 
 
 def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1,
-                  batch_sizes=None):
+                  batch_sizes=None, w_hr=None, ms=None):
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -79,6 +79,11 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         Sequences of different lengths, rows sorted longest first: step t
         runs rows [0, batch_sizes[t]). A row past its end has h = 0, keeps
         its c, and stores zero activations.
+    w_hr : array of shape (P, H), optional
+        A projection of h (torch's proj_size): h_t = m_t @ w_hr.T with
+        m_t = o * tanh(c_t); h, hs and w_hh's columns are then P wide. IN.
+    ms : array of shape (T, B, H) if training, else (1, B, H); with w_hr
+        OUT. Training: m_t of every step; inference: scratch.
 
     Returns
     -------
@@ -86,7 +91,7 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         Results are written into `hs`, `cs`, `acts` and `tanh_c`.
     """
     T, B, _ = x.shape
-    H = w_hh.shape[1]
+    H = acts.shape[2] // 4
     for t in range(T):
         run = _running(batch_sizes, t, B)
         h_prev = hs[t]
@@ -100,7 +105,12 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         acts[t] = np.where(run, np.concatenate((i, f, g, o), axis=1), 0)
         c_t = np.where(run, f * c_prev + i * g, c_prev)                 # 3a
         tc = np.where(run, np.tanh(c_t), 0)
-        hs[t + 1] = o * tc                                              # 3b
+        if w_hr is None:
+            hs[t + 1] = o * tc                                          # 3b
+        else:
+            m_t = o * tc
+            ms[t if training else 0] = m_t
+            hs[t + 1] = m_t @ w_hr.T                                    # 3c
         if training:
             cs[t + 1] = c_t
             tanh_c[t] = tc
@@ -109,7 +119,8 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
 
 
 def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
-                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates, threads=1, batch_sizes=None):
+                   dx, dh0, dc0, dw_ih, dw_hh, db, dgates, threads=1, batch_sizes=None,
+                   w_hr=None, ms=None, dw_hr=None):
     """Backpropagate through one LSTM layer over a whole sequence.
 
     Parameters
@@ -142,6 +153,9 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
     threads, batch_sizes
         As given to ``forward_layer``. Past a row's end its dgates are 0 and
         its dh and dc pass through unchanged.
+    w_hr, ms : as given to and left by ``forward_layer``, with a projection
+    dw_hr : array of shape (P, H), with a projection
+        IN/OUT, the gradient is added (+=).
 
     Returns
     -------
@@ -149,7 +163,7 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         Results are written into the OUT and IN/OUT arrays.
     """
     T, B, I = x.shape
-    H = w_hh.shape[1]
+    H, P = acts.shape[2] // 4, w_hh.shape[1]
     dh_next = dh_n.copy()
     dc_next = dc_n.copy()
     for t in range(T - 1, -1, -1):
@@ -161,6 +175,9 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         c_prev = cs[t]
         run = _running(batch_sizes, t, B)
         dh = dy[t] + dh_next
+        if w_hr is not None:
+            dw_hr += (dh * run).T @ ms[t]                               # 3c'
+            dh = dh @ w_hr
         dc_total = dc_next + dh * o * (1 - tc * tc)                     # 3b'
         dgates[t, :, 0:H] = dc_total * g * i * (1 - i)                  # 2'
         dgates[t, :, H:2 * H] = dc_total * c_prev * f * (1 - f)
@@ -174,5 +191,5 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
     dG = dgates.reshape(T * B, 4 * H)                                   # 1a'
     dx[...] = (dG @ w_ih).reshape(T, B, I)
     dw_ih += dG.T @ x.reshape(T * B, I)
-    dw_hh += dG.T @ hs[:T].reshape(T * B, H)
+    dw_hh += dG.T @ hs[:T].reshape(T * B, P)
     db += dG.sum(axis=0)

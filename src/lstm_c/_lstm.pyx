@@ -158,13 +158,18 @@ cdef int _blas_int(Py_ssize_t n, str what) except -1:
     return <int>n
 
 
-cdef int _check_sizes(Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H,
-                      Py_ssize_t* w_ih_shape, Py_ssize_t* w_hh_shape) except -1:
+cdef int _check_sizes(Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H, Py_ssize_t P,
+                      Py_ssize_t* w_ih_shape, Py_ssize_t* w_hh_shape,
+                      Py_ssize_t* w_hr_shape) except -1:
+    # P: the size of h, H unless there is a projection w_hr (P, H).
     _blas_int(T * B, "T*B")
     _blas_int(I, "input size I")
     _blas_int(4 * H, "4 * hidden size")
+    _blas_int(P, "projection size")
     _expect("w_ih", w_ih_shape, (4 * H, I))
-    _expect("w_hh", w_hh_shape, (4 * H, H))
+    _expect("w_hh", w_hh_shape, (4 * H, P))
+    if w_hr_shape != NULL:
+        _expect("w_hr", w_hr_shape, (P, H))
     return 0
 
 
@@ -207,17 +212,19 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
                   floating[:, :, ::1] tanh_c,      # OUT (T, B, H) training; untouched in inference
                   bint training,
                   int threads=1,
-                  const int[::1] batch_sizes=None):  # IN (T,) rows still running per step
+                  const int[::1] batch_sizes=None,  # IN (T,) rows still running per step
+                  const floating[:, ::1] w_hr=None,  # IN (P, H) projection, or None
+                  floating[:, :, ::1] ms=None):      # OUT (T, B, H) training, (1, B, H) inference
     """Run one LSTM layer over a whole sequence.
 
     Parameters
     ----------
     x : array of shape (T, B, I)
     w_ih : array of shape (4H, I)
-    w_hh : array of shape (4H, H)
+    w_hh : array of shape (4H, P), P = H without a projection
     bias : array of shape (4H,)
         b_ih + b_hh.
-    hs : array of shape (T+1, B, H)
+    hs : array of shape (T+1, B, P)
         hs[0] holds h0 on entry; on exit hs[t+1] is h_t.
     cs : array of shape (T+1, B, H) when training, else (1, B, H)
         cs[0] holds c0 on entry. Training: cs[t+1] is c_t on exit.
@@ -235,15 +242,25 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         Sequences of different lengths, as PyTorch's PackedSequence: rows
         sorted longest first, step t runs rows [0, batch_sizes[t]). The rows
         past a sequence's end get h = 0, carry c, and store zero activations.
+    w_hr : array of shape (P, H), optional
+        A projection of h, as torch's proj_size (LSTMP): h_t = w_hr @ m_t,
+        m_t = o * tanh(c_t). The time loop then runs on per-step BLAS.
+    ms : array of shape (T, B, H) when training, else (1, B, H); with w_hr
+        Training: m_t of every step, for backward; inference: scratch.
     """
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
-    _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], P = w_hh.shape[1]
+    cdef Py_ssize_t H = w_hr.shape[1] if w_hr is not None else P
+    _check_sizes(T, B, I, H, P, w_ih.shape, w_hh.shape, w_hr.shape if w_hr is not None else NULL)
     _expect("bias", bias.shape, (4 * H,))
-    _expect("hs", hs.shape, (T + 1, B, H))
+    _expect("hs", hs.shape, (T + 1, B, P))
     _expect("cs", cs.shape, (T + 1 if training else 1, B, H))
     _expect("acts", acts.shape, (T, B, 4 * H))
     if training:
         _expect("tanh_c", tanh_c.shape, (T, B, H))
+    if w_hr is not None:
+        if ms is None:
+            raise ValueError("ms: expected an array for m_t with a projection w_hr")
+        _expect("ms", ms.shape, (T if training else 1, B, H))
     _check_threads(threads)
     cdef const int* bs = _batch_sizes(batch_sizes, T, B)
     cdef int starts[MAX_THREADS + 1]
@@ -251,20 +268,22 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
 
     # NULL tanh_c tells _forward not to store anything for backward.
     cdef floating* tanh_c_ptr = &tanh_c[0, 0, 0] if training else NULL
+    cdef const floating* w_hr_ptr = &w_hr[0, 0] if w_hr is not None else NULL
+    cdef floating* ms_ptr = &ms[0, 0, 0] if w_hr is not None else NULL
     cdef void* raw = NULL
     cdef unsigned int csr
     cdef floating* wp = NULL
     cdef floating* scratch = NULL
     try:
-        if _use_packed(T, B, hs[0, 0, 0]):
+        if w_hr is None and _use_packed(T, B, hs[0, 0, 0]):
             wp = _aligned(packed_fwd_len(<int>H, <int>I, hs[0, 0, 0]), &raw, hs[0, 0, 0])
         else:
             scratch = _scratch(5 * H * B, hs[0, 0, 0])
         with nogil:
             csr = denormals_off()
-            _forward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
-                     &w_hh[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0],
-                     &acts[0, 0, 0], tanh_c_ptr, wp, scratch, scratch + 4 * H * B,
+            _forward(<int>T, <int>B, <int>I, <int>H, <int>P, &x[0, 0, 0], &w_ih[0, 0],
+                     &w_hh[0, 0], &bias[0], w_hr_ptr, &hs[0, 0, 0], &cs[0, 0, 0],
+                     &acts[0, 0, 0], tanh_c_ptr, ms_ptr, wp, scratch, scratch + 4 * H * B,
                      bs, parts, starts)
             fpenv_restore(csr)
     finally:
@@ -342,31 +361,35 @@ cdef inline int _active(const int* bs, Py_ssize_t t, int r0, int r1) noexcept no
     return 0 if bs[t] <= r0 else (r1 - r0 if bs[t] >= r1 else bs[t] - r0)
 
 
-cdef void _ended_rows(Py_ssize_t t, int B, int H, int r0, int r1, floating* hs, floating* cs,
-                      floating* acts, floating* tanh_c) noexcept nogil:
+cdef void _ended_rows(Py_ssize_t t, int B, int H, int P, int r0, int r1, floating* hs,
+                      floating* cs, floating* acts, floating* tanh_c,
+                      floating* ms) noexcept nogil:
     """Rows [r0, r1) of step t belong to sequences that have ended: h_t is 0
     (the output past the end), c is carried (so the last cs holds c_n); in
-    training the stored activations are 0."""
+    training the stored activations (and m_t, ms not NULL) are 0."""
     cdef Py_ssize_t n = r1 - r0, G = 4 * H
     if n <= 0:
         return
-    memset(hs + ((t + 1) * B + r0) * H, 0, n * H * sizeof(floating))
+    memset(hs + ((t + 1) * B + r0) * P, 0, n * P * sizeof(floating))
     if tanh_c != NULL:
         memcpy(cs + ((t + 1) * B + r0) * H, cs + (t * B + r0) * H, n * H * sizeof(floating))
         memset(acts + (t * B + r0) * G, 0, n * G * sizeof(floating))
         memset(tanh_c + (t * B + r0) * H, 0, n * H * sizeof(floating))
+        if ms != NULL:
+            memset(ms + (t * B + r0) * H, 0, n * H * sizeof(floating))
 
 
-cdef void _forward(int T, int B, int I, int H,
+cdef void _forward(int T, int B, int I, int H, int P,
                    const floating* x, const floating* w_ih, const floating* w_hh,
-                   const floating* bias, floating* hs, floating* cs,
-                   floating* acts, floating* tanh_c, floating* wp,
+                   const floating* bias, const floating* w_hr, floating* hs, floating* cs,
+                   floating* acts, floating* tanh_c, floating* ms, floating* wp,
                    floating* rT, floating* hT, const int* bs, int parts,
                    const int* starts) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
     # nothing per step is kept beyond h. wp: room for the packed W_hh, W_ih
     # and bias, or NULL for per-step BLAS (which then uses the scratch rT, hT).
-    # bs: rows running per step, or NULL for all.
+    # bs: rows running per step, or NULL for all. w_hr: the projection (P, H)
+    # or NULL (then P = H); the gate pass then writes m_t to ms.
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, n
@@ -374,6 +397,7 @@ cdef void _forward(int T, int B, int I, int H,
     cdef floating* a
     cdef floating* c
     cdef floating* h_t
+    cdef floating* out
 
     if wp != NULL:
         pack_fwd(H, I, w_hh, w_ih, bias, wp)
@@ -395,29 +419,37 @@ cdef void _forward(int T, int B, int I, int H,
         gemm(False, True, TB, G, I, 1, x, I, w_ih, I, 1, acts, G)
 
     if B > 1:
-        _transpose(B, H, B, hs, hT)
+        _transpose(B, P, B, hs, hT)
     for t in range(T):
         m = _active(bs, t, 0, B)
         a = acts + t * B * G
-        h_t = hs + (t + 1) * B * H
+        h_t = hs + (t + 1) * B * P
+        # The gate pass writes h_t, or with a projection m_t.
+        out = h_t if w_hr == NULL else (ms + t * B * H if tanh_c != NULL else ms)
         # 1b: recurrent product added to the gate rows of the m running rows.
         # B = 1: a gemv straight from h_prev; else feature-major,
         # rT (4H, m) = w_hh @ hT, then added.
         if m > 0:
             if B == 1:
-                gemv(False, G, H, 1, w_hh, H, hs + t * H, 1, a)
+                gemv(False, G, P, 1, w_hh, P, hs + t * P, 1, a)
             else:
-                gemm(False, False, G, m, H, 1, w_hh, H, hT, B, 0, rT, B)
+                gemm(False, False, G, m, P, 1, w_hh, P, hT, B, 0, rT, B)
                 _add_transposed(G, m, B, rT, a)
             if tanh_c != NULL:
                 c = cs + (t + 1) * B * H
                 memcpy(c, c - B * H, m * H * sizeof(floating))
-                forward_rows(m, H, a, c, h_t, tanh_c + t * B * H)
+                forward_rows(m, H, a, c, out, tanh_c + t * B * H)
             else:
-                forward_rows(m, H, a, cs, h_t, <floating*>NULL)
-        _ended_rows(t, B, H, m, B, hs, cs, acts, tanh_c)
+                forward_rows(m, H, a, cs, out, <floating*>NULL)
+            if w_hr != NULL:  # 3c: h_t (m, P) = m_t (m, H) @ w_hr^T
+                if m == 1:
+                    gemv(False, P, H, 1, w_hr, H, out, 0, h_t)
+                else:
+                    gemm(False, True, m, P, H, 1, out, H, w_hr, H, 0, h_t, P)
+        _ended_rows(t, B, H, P, m, B, hs, cs, acts, tanh_c,
+                    ms if (w_hr != NULL and tanh_c != NULL) else <floating*>NULL)
         if B > 1:
-            _transpose(m, H, B, h_t, hT)
+            _transpose(m, P, B, h_t, hT)
 
 
 cdef void _forward_rows(int T, int B, int I, int H, int b0, int b1, const floating* x,
@@ -441,7 +473,7 @@ cdef void _forward_rows(int T, int B, int I, int H, int b0, int b1, const floati
             fwd_step(m, H, I, wp, hs + (t * B + b0) * H, x + (t * B + b0) * I,
                      <floating*>NULL, cs + b0 * H, cs + b0 * H,
                      hs + ((t + 1) * B + b0) * H, <floating*>NULL)
-        _ended_rows(t, B, H, b0 + m, b1, hs, cs, acts, tanh_c)
+        _ended_rows(t, B, H, H, b0 + m, b1, hs, cs, acts, tanh_c, <floating*>NULL)
     fpenv_restore(csr)
 
 
@@ -465,7 +497,10 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                    floating[::1] db,                  # INOUT (4H,), added to
                    floating[:, :, ::1] dgates,        # OUT (T, B, 4H) scratch
                    int threads=1,
-                   const int[::1] batch_sizes=None):  # IN (T,), as given to forward_layer
+                   const int[::1] batch_sizes=None,   # IN (T,), as given to forward_layer
+                   const floating[:, ::1] w_hr=None,  # IN (P, H), as given to forward_layer
+                   const floating[:, :, ::1] ms=None, # IN (T, B, H) from forward, with w_hr
+                   floating[:, ::1] dw_hr=None):      # INOUT (P, H), added to, with w_hr
     """Backpropagate through one layer over the whole sequence (BPTT).
 
     Parameters
@@ -492,21 +527,30 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
         As given to forward_layer. Past a sequence's end its dgates are 0 and
         dh, dc pass through unchanged (dh_n, dc_n reach its last step); dy
         there is not read.
+    w_hr, ms, dw_hr : with a projection
+        w_hr and ms as given to and left by forward_layer; the gradient of
+        w_hr is added to dw_hr. h, dy, dh_n and dh0 are then P wide.
     """
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
-    _check_sizes(T, B, I, H, w_ih.shape, w_hh.shape)
-    _expect("hs", hs.shape, (T + 1, B, H))
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], P = w_hh.shape[1]
+    cdef Py_ssize_t H = w_hr.shape[1] if w_hr is not None else P
+    _check_sizes(T, B, I, H, P, w_ih.shape, w_hh.shape, w_hr.shape if w_hr is not None else NULL)
+    _expect("hs", hs.shape, (T + 1, B, P))
     _expect("cs", cs.shape, (T + 1, B, H))
     _expect("acts", acts.shape, (T, B, 4 * H))
     _expect("tanh_c", tanh_c.shape, (T, B, H))
-    _expect("dy", dy.shape, (T, B, H))
-    _expect("dh_n", dh_n.shape, (B, H))
+    _expect("dy", dy.shape, (T, B, P))
+    _expect("dh_n", dh_n.shape, (B, P))
     _expect("dc_n", dc_n.shape, (B, H))
     _expect("dx", dx.shape, (T, B, I))
-    _expect("dh0", dh0.shape, (B, H))
+    _expect("dh0", dh0.shape, (B, P))
     _expect("dc0", dc0.shape, (B, H))
     _expect("dw_ih", dw_ih.shape, (4 * H, I))
-    _expect("dw_hh", dw_hh.shape, (4 * H, H))
+    _expect("dw_hh", dw_hh.shape, (4 * H, P))
+    if w_hr is not None:
+        if ms is None or dw_hr is None:
+            raise ValueError("ms and dw_hr: expected arrays with a projection w_hr")
+        _expect("ms", ms.shape, (T, B, H))
+        _expect("dw_hr", dw_hr.shape, (P, H))
     _expect("db", db.shape, (4 * H,))
     _expect("dgates", dgates.shape, (T, B, 4 * H))
     _check_threads(threads)
@@ -514,45 +558,51 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     cdef int starts[MAX_THREADS + 1]
     cdef int parts = _split_rows(<int>T, <int>B, threads, bs, starts)
 
+    cdef const floating* w_hr_ptr = &w_hr[0, 0] if w_hr is not None else NULL
     cdef void* raw = NULL
     cdef unsigned int csr
     cdef floating* wb = NULL
-    cdef floating* scratch = _scratch(H * B, dx[0, 0, 0])
+    # dh (B, P); with a projection also dm (B, H) and every step's dh (T, B, P)
+    cdef floating* scratch = _scratch(P * B + (H * B + T * B * P if w_hr is not None else 0),
+                                      dx[0, 0, 0])
     try:
-        if _use_packed(T, B, dx[0, 0, 0]):
+        if w_hr is None and _use_packed(T, B, dx[0, 0, 0]):
             wb = _aligned(packed_bwd_len(<int>H, dx[0, 0, 0]), &raw, dx[0, 0, 0])
         with nogil:
             csr = denormals_off()
-            _backward(<int>T, <int>B, <int>I, <int>H, &x[0, 0, 0], &w_ih[0, 0],
-                      &w_hh[0, 0], &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
-                      &tanh_c[0, 0, 0], &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
+            _backward(<int>T, <int>B, <int>I, <int>H, <int>P, &x[0, 0, 0], &w_ih[0, 0],
+                      &w_hh[0, 0], w_hr_ptr, &hs[0, 0, 0], &cs[0, 0, 0], &acts[0, 0, 0],
+                      &tanh_c[0, 0, 0], &ms[0, 0, 0] if w_hr is not None else NULL,
+                      &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
-                      &dw_hh[0, 0], &db[0], &dgates[0, 0, 0], wb, scratch, threads, bs,
-                      parts, starts)
+                      &dw_hh[0, 0], &db[0], &dw_hr[0, 0] if w_hr is not None else NULL,
+                      &dgates[0, 0, 0], wb, scratch, threads, bs, parts, starts)
             fpenv_restore(csr)
     finally:
         free(scratch)
         free(raw)
 
 
-cdef void _backward(int T, int B, int I, int H,
+cdef void _backward(int T, int B, int I, int H, int P,
                     const floating* x, const floating* w_ih, const floating* w_hh,
-                    const floating* hs, const floating* cs, const floating* acts,
-                    const floating* tanh_c, const floating* dy,
-                    const floating* dh_n, const floating* dc_n,
+                    const floating* w_hr, const floating* hs, const floating* cs,
+                    const floating* acts, const floating* tanh_c, const floating* ms,
+                    const floating* dy, const floating* dh_n, const floating* dc_n,
                     floating* dx, floating* dh0, floating* dc0,
-                    floating* dw_ih, floating* dw_hh, floating* db,
+                    floating* dw_ih, floating* dw_hh, floating* db, floating* dw_hr,
                     floating* dgates, floating* wb, floating* dh, int threads,
                     const int* bs, int parts, const int* starts) noexcept nogil:
-    # dh (B, H) carries dL/dh between steps; dc0 doubles as the running
+    # dh (B, P) carries dL/dh between steps; dc0 doubles as the running
     # dL/dc, updated in place from dc_n down to dc0. wb: room for the packed
-    # W_hh, or NULL for per-step BLAS.
+    # W_hh, or NULL for per-step BLAS. With a projection (w_hr not NULL) dh
+    # is followed by the scratch dm (B, H) and dhs (T, B, P), every step's dh.
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef int part
+    cdef floating* dhs = dh + B * P + B * H if w_hr != NULL else NULL
 
     memcpy(dc0, dc_n, B * H * sizeof(floating))
-    memcpy(dh, dh_n, B * H * sizeof(floating))
+    memcpy(dh, dh_n, B * P * sizeof(floating))
     if wb != NULL:
         pack_bwd(H, w_hh, wb)
         if parts == 1:
@@ -562,21 +612,23 @@ cdef void _backward(int T, int B, int I, int H,
                 _backward_rows(T, B, H, starts[part], starts[part + 1], wb, cs, acts, tanh_c,
                                dy, dc0, dgates, dh, dh0, bs)
     else:
-        _backward_blas_steps(T, B, H, w_hh, cs, acts, tanh_c, dy, dc0, dgates, dh, bs)
-        memcpy(dh0, dh, B * H * sizeof(floating))
+        _backward_blas_steps(T, B, H, P, w_hh, w_hr, cs, acts, tanh_c, dy, dc0, dgates, dh,
+                             dh + B * P, dhs, bs)
+        memcpy(dh0, dh, B * P * sizeof(floating))
 
     # 1a': one GEMM each over all T*B rows, then the bias reduction
     if TB == 1:
         gemv(True, G, I, 1, w_ih, I, dgates, 0, dx)
-        _weight_grads(0, 1, TB, I, H, x, hs, dgates, dw_ih, dw_hh, db)
+        _weight_grads(0, 1, TB, I, H, P, x, hs, ms, dgates, dhs, dw_ih, dw_hh, db, dw_hr)
         return
     if threads == 1 or TB < 64:
         gemm(False, False, TB, I, G, 1, dgates, G, w_ih, I, 0, dx, I)
-        _weight_grads(0, 1, TB, I, H, x, hs, dgates, dw_ih, dw_hh, db)
+        _weight_grads(0, 1, TB, I, H, P, x, hs, ms, dgates, dhs, dw_ih, dw_hh, db, dw_hr)
         return
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         _input_grads(part, threads, TB, I, H, w_ih, dgates, dx)
-        _weight_grads(part, threads, TB, I, H, x, hs, dgates, dw_ih, dw_hh, db)
+        _weight_grads(part, threads, TB, I, H, P, x, hs, ms, dgates, dhs, dw_ih, dw_hh, db,
+                      dw_hr)
 
 
 cdef void _input_grads(int part, int parts, int TB, int I, int H, const floating* w_ih,
@@ -588,21 +640,29 @@ cdef void _input_grads(int part, int parts, int TB, int I, int H, const floating
         gemm(False, False, r1 - r0, I, G, 1, dgates + r0 * G, G, w_ih, I, 0, dx + r0 * I, I)
 
 
-cdef void _weight_grads(int part, int parts, int TB, int I, int H, const floating* x,
-                        const floating* hs, const floating* dgates, floating* dw_ih,
-                        floating* dw_hh, floating* db) noexcept nogil:
-    """This part's share of the 4H gate rows of dW_ih, dW_hh and db (added to)."""
+cdef inline int _share(int part, int parts, int n) noexcept nogil:
+    """Start of a part's share of n rows, on a multiple of 4."""
+    return n if part == parts else (n * part // parts) & ~3
+
+
+cdef void _weight_grads(int part, int parts, int TB, int I, int H, int P, const floating* x,
+                        const floating* hs, const floating* ms, const floating* dgates,
+                        const floating* dhs, floating* dw_ih, floating* dw_hh, floating* db,
+                        floating* dw_hr) noexcept nogil:
+    """This part's share of the rows of dW_ih, dW_hh, db and dW_hr (added to)."""
     cdef int G = 4 * H
-    # Shares start on multiples of 4 rows.
-    cdef int g0 = (G * part // parts) & ~3, g1 = G if part + 1 == parts else (G * (part + 1) // parts) & ~3
+    cdef int g0 = _share(part, parts, G), g1 = _share(part + 1, parts, G)
+    cdef int p0 = _share(part, parts, P), p1 = _share(part + 1, parts, P)
     cdef Py_ssize_t n, k
-    if g1 == g0:
-        return
-    gemm(True, False, g1 - g0, I, TB, 1, dgates + g0, G, x, I, 1, dw_ih + g0 * I, I)
-    gemm(True, False, g1 - g0, H, TB, 1, dgates + g0, G, hs, H, 1, dw_hh + g0 * H, H)
-    for n in range(TB):
-        for k in range(g0, g1):
-            db[k] += dgates[n * G + k]
+    if g1 > g0:
+        gemm(True, False, g1 - g0, I, TB, 1, dgates + g0, G, x, I, 1, dw_ih + g0 * I, I)
+        gemm(True, False, g1 - g0, P, TB, 1, dgates + g0, G, hs, P, 1, dw_hh + g0 * P, P)
+        for n in range(TB):
+            for k in range(g0, g1):
+                db[k] += dgates[n * G + k]
+    # 3c': dW_hr (P, H) += dhs^T (P, T*B) @ ms (T*B, H)
+    if dw_hr != NULL and p1 > p0:
+        gemm(True, False, p1 - p0, H, TB, 1, dhs + p0, P, ms, H, 1, dw_hr + p0 * H, H)
 
 
 cdef void _backward_rows(int T, int B, int H, int b0, int b1, const floating* wb,
@@ -659,36 +719,49 @@ cdef inline void _gates_backward_alone(Py_ssize_t t, int B, int H, int r0, int r
                   cs + (t * B + r0) * H, d, dc + r0 * H, dgates + (t * B + r0) * 4 * H)
 
 
-cdef void _backward_blas_steps(int T, int B, int H, const floating* w_hh,
-                               const floating* cs, const floating* acts,
-                               const floating* tanh_c, const floating* dy,
-                               floating* dc, floating* dgates, floating* dh,
+cdef void _backward_blas_steps(int T, int B, int H, int P, const floating* w_hh,
+                               const floating* w_hr, const floating* cs,
+                               const floating* acts, const floating* tanh_c,
+                               const floating* dy, floating* dc, floating* dgates,
+                               floating* dh, floating* dm, floating* dhs,
                                const int* bs) noexcept nogil:
     """The time loop of backward on per-step BLAS: dh in is dL/dh_T, out dL/dh_0.
 
     Only the m rows running at a step take part in it; the others keep dh
-    and dc, and get zero dgates."""
+    and dc, and get zero dgates. With a projection w_hr, every step's dh goes
+    to dhs (for dW_hr) and the gate backward reads dm = dh @ w_hr."""
     cdef int G = 4 * H, m
     cdef Py_ssize_t t, n
     cdef const floating* dyt
     cdef floating* dg
+    cdef floating* d
     for t in range(T - 1, -1, -1):
         m = _active(bs, t, 0, B)
         dg = dgates + t * B * G
         if m < B:
             memset(dg + m * G, 0, (B - m) * G * sizeof(floating))
+            if dhs != NULL:
+                memset(dhs + (t * B + m) * P, 0, (B - m) * P * sizeof(floating))
         if m == 0:
             continue
-        dyt = dy + t * B * H
-        for n in range(m * H):
+        dyt = dy + t * B * P
+        for n in range(m * P):
             dh[n] += dyt[n]
+        d = dh
+        if w_hr != NULL:  # 3c': dm (m, H) = dh (m, P) @ w_hr
+            memcpy(dhs + t * B * P, dh, m * P * sizeof(floating))
+            if m == 1:
+                gemv(True, P, H, 1, w_hr, H, dh, 0, dm)
+            else:
+                gemm(False, False, m, H, P, 1, dh, P, w_hr, H, 0, dm, H)
+            d = dm
         backward_rows(m, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
-                      dh, dc, dg)
-        # 1b': dh_prev (m, H) = dg (m, 4H) @ w_hh
+                      d, dc, dg)
+        # 1b': dh_prev (m, P) = dg (m, 4H) @ w_hh
         if m == 1:
-            gemv(True, G, H, 1, w_hh, H, dg, 0, dh)
+            gemv(True, G, P, 1, w_hh, P, dg, 0, dh)
         else:
-            gemm(False, False, m, H, G, 1, dg, G, w_hh, H, 0, dh, H)
+            gemm(False, False, m, P, G, 1, dg, G, w_hh, P, 0, dh, P)
 
 
 # ----------------------------------------------------------------- frozen inference
