@@ -246,6 +246,10 @@ class LSTM(_Recurrent):
         > 0: h is projected to this size, h_t = W_hr (o * tanh(c_t)) with
         ``weight_hr_l{k}`` (proj_size, H) (LSTMP, as torch's); h0, h_n and y
         are then proj_size wide, c stays H wide.
+    forget_bias : float or None, default None (keyword only)
+        Start the forget gate's bias at this value (1.0 as char-rnn and Keras'
+        unit_forget_bias do, so that cells remember from the start): it goes
+        in ``bias_ih``'s forget part, ``bias_hh``'s is 0. None: torch's init.
 
     Examples
     --------
@@ -257,7 +261,7 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, dtype=np.float32, backend="cython", seed=None, *,
-                 bidirectional=False, proj_size=0):
+                 bidirectional=False, proj_size=0, forget_bias=None):
         self._setup(input_size, hidden_size, bias, dtype, backend, seed)
         self.num_layers = check.positive_int("num_layers", num_layers)
         self.batch_first = check.flag("batch_first", batch_first)
@@ -287,6 +291,22 @@ class LSTM(_Recurrent):
                     self._add_param("bias_hh" + suffix, (4 * H,))
                 if self.proj_size:
                     self._add_param("weight_hr" + suffix, (P, H))
+        self._init_forget_bias(forget_bias)
+
+    def _init_forget_bias(self, value):
+        # The whole forget-gate bias starts at `value`: in bias_ih, with bias_hh's part 0.
+        if value is None:
+            return
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"forget_bias must be a number or None, got {value!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"forget_bias must be finite, got {value}")
+        if not self.bias:
+            raise ValueError("forget_bias needs bias=True")
+        H = self.hidden_size
+        for name, p in self._params.items():
+            if name.startswith("bias_"):
+                p[H:2 * H] = value if name.startswith("bias_ih") else 0
 
     def _suffix(self, unit):
         """torch's name suffix of a layer and direction (unit = layer * directions + direction)."""
@@ -300,7 +320,7 @@ class LSTM(_Recurrent):
                 + (f"proj_size={self.proj_size}, " if self.proj_size else "")
                 + f"dtype={self.dtype.name}, backend={self.backend!r})")
 
-    def forward(self, x, hx=None, *, grad=True, lengths=None, mask=None):
+    def forward(self, x, hx=None, *, grad=True, lengths=None, mask=None, return_cells=False):
         """Run the whole sequence.
 
         Parameters
@@ -321,22 +341,38 @@ class LSTM(_Recurrent):
         mask : bool array shaped like x without its last axis, optional
             The same as lengths, Keras style: True on each sequence's steps,
             which must come first (padding at the end).
+        return_cells : bool, default False
+            Also return every step's cell state and gates, for every layer
+            and direction (what torch cannot give: pytorch issue 8938).
 
         Returns
         -------
-        y : array of shape (T, B, D*H) (batch_first: (B, T, D*H); unbatched: (T, D*H)),
-            D = 2 when bidirectional, else 1
-        (h_n, c_n) : arrays of shape (num_layers * D, B, H) (unbatched: (num_layers * D, H))
+        y : array of shape (T, B, D*P) (batch_first: (B, T, D*P); unbatched: (T, D*P)),
+            D = 2 when bidirectional, else 1; P = proj_size, or H without one
+        (h_n, c_n) : arrays of shape (num_layers * D, B, P) and (num_layers * D, B, H)
+            (unbatched: without the B axis)
+        cells : list, with return_cells only
+            One dict per layer and direction (index layer * D + direction) of
+            arrays shaped as y's leading axes: "c" and "tanh_c" (H wide), "h"
+            (P wide) and "gates" (4H wide: the activations of i, f, g, o, in
+            torch's order), in the input's time order. Past a sequence's end
+            (lengths), h and the gates are 0 and c keeps its last value. They
+            are read-only when grad=True (backward reads them).
         """
         grad = check.flag("grad", grad)
+        return_cells = check.flag("return_cells", return_cells)
         x, h0, c0, unbatched = self._inputs(x, hx, grad)
         T, B, _ = x.shape
         seq = seq_lengths.from_arguments(lengths, mask, T, B, unbatched, self.batch_first)
-        y, h_n, c_n, saved = self._run(x, h0, c0, seq, grad)
+        # Every step's cells live in fresh arrays (not the workspaces) when returned.
+        y, h_n, c_n, saved = self._run(x, h0, c0, seq, grad or return_cells, fresh=return_cells)
         if grad:
             self._saved = (saved, unbatched, B, seq)
             y.flags.writeable = False  # y is the state backward reads; copy it to change it
-        return self._outputs(y, h_n, c_n, unbatched)
+        out = self._outputs(y, h_n, c_n, unbatched)
+        if not return_cells:
+            return out
+        return (*out, self._cells(saved, seq, unbatched, read_only=grad))
 
     def _run(self, x, h0, c0, seq, grad, fresh=False):
         """Every layer and direction over x (T, B, I): (y, h_n, c_n, saved), in the caller's row order.
@@ -386,30 +422,19 @@ class LSTM(_Recurrent):
         return FrozenLSTM(self)
 
     def trace(self, x, hx=None, *, lengths=None, mask=None):
-        """Run the sequence as inference (no dropout) and return every step's internals.
+        """``forward(x, hx, grad=False, return_cells=True)`` as inference (no dropout).
 
-        For looking inside a trained model (``lstm_c.record``). Keeps 7H numbers
-        per step and layer that ``forward`` never stores, and leaves the state
-        saved for ``backward`` alone. Inputs and outputs are those of ``forward``.
-
-        Returns
-        -------
-        y, (h_n, c_n) : as ``forward``
-        layers : list, one dict per layer and direction (index layer * D +
-            direction), of arrays shaped (T, B, .) (batch_first: (B, T, .);
-            unbatched: (T, .)) in the input's time order: "h", "c" and
-            "tanh_c" (H wide), and "gates" (4H wide: the activations of i, f,
-            g, o, in torch's order). Past a sequence's end (lengths), h and the
-            gates are 0 and c keeps its last value.
+        For looking inside a trained model (``lstm_c.record``): leaves the
+        state saved for ``backward`` alone.
         """
-        x, h0, c0, unbatched = self._inputs(x, hx, grad=False)
-        T, B, _ = x.shape
-        seq = seq_lengths.from_arguments(lengths, mask, T, B, unbatched, self.batch_first)
         training, self.training = self.training, False
         try:
-            y, h_n, c_n, saved = self._run(x, h0, c0, seq, grad=True, fresh=True)
+            return self.forward(x, hx, grad=False, lengths=lengths, mask=mask, return_cells=True)
         finally:
             self.training = training
+
+    def _cells(self, saved, seq, unbatched, read_only):
+        """forward's ``cells`` from what _run saved (fresh arrays, in the engine's order)."""
         layers = []
         for _, runs, _ in saved:
             for d, (_, (hs, cs, acts, tanh_c, _)) in enumerate(runs):
@@ -418,12 +443,15 @@ class LSTM(_Recurrent):
                     steps = {k: seq_lengths.reverse_steps(v, seq) for k, v in steps.items()}
                 if seq is not None:
                     steps = {k: seq.unsort(v, 1) for k, v in steps.items()}
+                if unbatched:
+                    steps = {k: v[:, 0] for k, v in steps.items()}
+                elif self.batch_first:
+                    steps = {k: v.transpose(1, 0, 2) for k, v in steps.items()}
+                if read_only:
+                    for v in steps.values():
+                        v.flags.writeable = False
                 layers.append(steps)
-        if unbatched:
-            layers = [{k: v[:, 0] for k, v in d.items()} for d in layers]
-        elif self.batch_first:
-            layers = [{k: v.transpose(1, 0, 2) for k, v in d.items()} for d in layers]
-        return (*self._outputs(y, h_n, c_n, unbatched), layers)
+        return layers
 
     def _outputs(self, y, h_n, c_n, unbatched):
         if unbatched:
