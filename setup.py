@@ -30,6 +30,7 @@ extensions = [
         ["src/lstm_c/_lstm.pyx"],
         include_dirs=["src/lstm_c"],  # the C kernels
         depends=["src/lstm_c/_fpenv.h", "src/lstm_c/_gates.h", "src/lstm_c/_recurrent.h",
+                 "src/lstm_c/_peephole.pxd",
                  "src/lstm_c/_recurrent_isa.h", "src/lstm_c/_recurrent_kernels.h"],
         # fp-contract=off: no fused multiply-adds chosen by the compiler, so the
         # AVX-512, AVX2 and baseline kernels, and inference and training, give

@@ -40,9 +40,10 @@ class FrozenLSTM:
         params = lstm.parameters()
         self._packed = None
         self._copy = None
-        # Packed: one direction per layer, no projection (other models run through a copy).
+        # Packed: one direction per layer, no projection, no peepholes (other
+        # models run through a copy).
         if (lstm.backend == "cython" and _lstm.packed_panel_units(self.dtype.name)
-                and not lstm.bidirectional and not lstm.proj_size):
+                and not lstm.bidirectional and not lstm.proj_size and not lstm.peephole):
             self._packed = _lstm.PackedLSTM([params["weight_ih" + s] for s in suffixes],
                                             [params["weight_hh" + s] for s in suffixes],
                                             [lstm._bias(s) for s in suffixes])
@@ -53,7 +54,7 @@ class FrozenLSTM:
                                     bias=lstm.bias, batch_first=lstm.batch_first,
                                     dtype=self.dtype, backend=lstm.backend,
                                     bidirectional=lstm.bidirectional,
-                                    proj_size=lstm.proj_size).eval()
+                                    proj_size=lstm.proj_size, peephole=lstm.peephole).eval()
             self._copy.load_state_dict(lstm.state_dict())
 
     @property

@@ -133,12 +133,14 @@ class _Recurrent:
             return np.zeros(4 * self.hidden_size, self.dtype)
         return self._params["bias_ih" + suffix] + self._params["bias_hh" + suffix]
 
-    def _layer_forward(self, layer, x, h0, c0, grad, fresh=False, batch_sizes=None):
+    def _layer_forward(self, layer, x, h0, c0, grad, fresh=False, batch_sizes=None,
+                       rec_mask=None):
         """Run the engine over one layer (inside self._threads()). Returns (hs, cs, acts, tanh_c).
 
         layer: the index of its parameters (layer * directions + direction).
         fresh: what backward would read goes to new arrays, not the workspaces.
         batch_sizes: rows running per step (lengths.Lengths), or None for all.
+        rec_mask: the recurrent dropout mask (B, P) on h_{t-1}, or None.
         """
         suffix = self._suffix(layer)
         T, B, _ = x.shape
@@ -170,10 +172,12 @@ class _Recurrent:
             w_hh=self._params["weight_hh" + suffix], bias=self._bias(suffix),
             hs=hs, cs=cs, acts=acts, tanh_c=tanh_c, training=grad,
             threads=_threads.get_num_threads(), batch_sizes=batch_sizes,
-            w_hr=self._params.get("weight_hr" + suffix), ms=ms)
+            w_hr=self._params.get("weight_hr" + suffix), ms=ms,
+            peephole=self._params.get("weight_peephole" + suffix), rec_mask=rec_mask)
         return hs, cs, acts, tanh_c, ms
 
-    def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n, batch_sizes=None):
+    def _layer_backward(self, layer, x, saved, dy, dh_n, dc_n, batch_sizes=None,
+                        rec_mask=None):
         """Backpropagate one layer (inside self._threads()); adds to the grads.
 
         Returns (dx, dh0, dc0).
@@ -194,7 +198,9 @@ class _Recurrent:
             db=db, dgates=self._workspace.get(("dgates", layer), (T, B, 4 * H)),
             threads=_threads.get_num_threads(), batch_sizes=batch_sizes,
             w_hr=self._params.get("weight_hr" + suffix), ms=ms,
-            dw_hr=self.grads.get("weight_hr" + suffix))
+            dw_hr=self.grads.get("weight_hr" + suffix),
+            peephole=self._params.get("weight_peephole" + suffix),
+            dpeephole=self.grads.get("weight_peephole" + suffix), rec_mask=rec_mask)
         if self.bias:
             self.grads["bias_ih" + suffix] += db
             self.grads["bias_hh" + suffix] += db
@@ -246,6 +252,14 @@ class LSTM(_Recurrent):
         > 0: h is projected to this size, h_t = W_hr (o * tanh(c_t)) with
         ``weight_hr_l{k}`` (proj_size, H) (LSTMP, as torch's); h0, h_n and y
         are then proj_size wide, c stays H wide.
+    peephole : bool, default False (keyword only)
+        Peephole connections (Gers & Schmidhuber): the input and forget gates
+        also see c_{t-1}, the output gate c_t, through ``weight_peephole_l{k}``
+        (3H,) = [p_i | p_f | p_o] (ONNX's P layout). Not in torch.
+    recurrent_dropout : float, default 0.0 (keyword only)
+        Variational dropout on h_{t-1} in the recurrent product, one mask per
+        sequence, layer and direction, the same at every step (Gal &
+        Ghahramani; Keras' recurrent_dropout), in training mode. Not in torch.
     forget_bias : float or None, default None (keyword only)
         Start the forget gate's bias at this value (1.0 as char-rnn and Keras'
         unit_forget_bias do, so that cells remember from the start): it goes
@@ -261,7 +275,8 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, dtype=np.float32, backend="cython", seed=None, *,
-                 bidirectional=False, proj_size=0, forget_bias=None):
+                 bidirectional=False, proj_size=0, forget_bias=None, peephole=False,
+                 recurrent_dropout=0.0):
         self._setup(input_size, hidden_size, bias, dtype, backend, seed)
         self.num_layers = check.positive_int("num_layers", num_layers)
         self.batch_first = check.flag("batch_first", batch_first)
@@ -270,6 +285,13 @@ class LSTM(_Recurrent):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
+        if (isinstance(recurrent_dropout, (bool, np.bool_))
+                or not isinstance(recurrent_dropout, (int, float, np.floating))):
+            raise TypeError(f"recurrent_dropout must be a float in [0, 1), got {recurrent_dropout!r}")
+        if not 0.0 <= recurrent_dropout < 1.0:
+            raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.peephole = check.flag("peephole", peephole)
         self.bidirectional = check.flag("bidirectional", bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
         if isinstance(proj_size, (bool, np.bool_)) or not isinstance(proj_size, (int, np.integer)):
@@ -291,6 +313,8 @@ class LSTM(_Recurrent):
                     self._add_param("bias_hh" + suffix, (4 * H,))
                 if self.proj_size:
                     self._add_param("weight_hr" + suffix, (P, H))
+                if self.peephole:
+                    self._add_param("weight_peephole" + suffix, (3 * H,))
         self._init_forget_bias(forget_bias)
 
     def _init_forget_bias(self, value):
@@ -318,6 +342,9 @@ class LSTM(_Recurrent):
                 f"bias={self.bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
                 + ("bidirectional=True, " if self.bidirectional else "")
                 + (f"proj_size={self.proj_size}, " if self.proj_size else "")
+                + ("peephole=True, " if self.peephole else "")
+                + (f"recurrent_dropout={self.recurrent_dropout}, "
+                   if self.recurrent_dropout else "")
                 + f"dtype={self.dtype.name}, backend={self.backend!r})")
 
     def forward(self, x, hx=None, *, grad=True, lengths=None, mask=None, return_cells=False):
@@ -394,12 +421,17 @@ class LSTM(_Recurrent):
                 for d in range(self.num_directions):
                     u = k * self.num_directions + d
                     x_u = inp if d == 0 else seq_lengths.reverse_steps(inp, seq)
-                    state = self._layer_forward(u, x_u, h0[u], c0[u], grad, fresh, bs)
+                    rmask = None
+                    if self.training and self.recurrent_dropout > 0:
+                        r = self.recurrent_dropout
+                        keep = self._dropout_rng.random((B, h_n.shape[2])) >= r
+                        rmask = keep.astype(self.dtype) / self.dtype.type(1.0 - r)
+                    state = self._layer_forward(u, x_u, h0[u], c0[u], grad, fresh, bs, rmask)
                     hs, cs = state[0], state[1]
                     h_n[u] = hs[T] if seq is None else seq.last(hs)
                     c_n[u] = cs[-1]
                     outputs.append(hs[1:] if d == 0 else seq_lengths.reverse_steps(hs[1:], seq))
-                    runs.append((x_u, state))
+                    runs.append((x_u, state, rmask))
                 y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
                 mask = None
                 if self.training and self.dropout > 0 and k < self.num_layers - 1:
@@ -437,7 +469,7 @@ class LSTM(_Recurrent):
         """forward's ``cells`` from what _run saved (fresh arrays, in the engine's order)."""
         layers = []
         for _, runs, _ in saved:
-            for d, (_, (hs, cs, acts, tanh_c, _)) in enumerate(runs):
+            for d, (_, (hs, cs, acts, tanh_c, _), _) in enumerate(runs):
                 steps = {"h": hs[1:], "c": cs[1:], "tanh_c": tanh_c, "gates": acts}
                 if d == 1:  # back to the input's time order
                     steps = {k: seq_lengths.reverse_steps(v, seq) for k, v in steps.items()}
@@ -544,13 +576,13 @@ class LSTM(_Recurrent):
             for k in range(self.num_layers - 1, -1, -1):
                 _, runs, _ = saved[k]
                 d_in = None
-                for d, (x_u, state) in enumerate(runs):
+                for d, (x_u, state, rmask) in enumerate(runs):
                     u = k * D + d
                     dy_u = np.ascontiguousarray(d_out[:, :, d * P:(d + 1) * P])
                     if d == 1:
                         dy_u = seq_lengths.reverse_steps(dy_u, seq)
                     dx_u, dh0[u], dc0[u] = self._layer_backward(u, x_u, state, dy_u, dh_n[u],
-                                                                dc_n[u], bs)
+                                                                dc_n[u], bs, rmask)
                     if d == 1:
                         dx_u = seq_lengths.reverse_steps(dx_u, seq)
                     d_in = dx_u if d_in is None else d_in + dx_u

@@ -46,7 +46,7 @@ def _running(batch_sizes, t, B):
 
 
 def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1,
-                  batch_sizes=None, w_hr=None, ms=None):
+                  batch_sizes=None, w_hr=None, ms=None, peephole=None, rec_mask=None):
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -84,6 +84,12 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         m_t = o * tanh(c_t); h, hs and w_hh's columns are then P wide. IN.
     ms : array of shape (T, B, H) if training, else (1, B, H); with w_hr
         OUT. Training: m_t of every step; inference: scratch.
+    peephole : array of shape (3H,), optional
+        Peephole weights [p_i | p_f | p_o] (Gers & Schmidhuber): i and f see
+        c_{t-1}, o sees c_t. IN.
+    rec_mask : array of shape (B, P), optional
+        Recurrent (variational) dropout, Gal & Ghahramani: the recurrent
+        product reads h_{t-1} * rec_mask at every step. IN.
 
     Returns
     -------
@@ -97,13 +103,15 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         h_prev = hs[t]
         c_prev = cs[t] if training else cs[0]
         gates = x[t] @ w_ih.T + bias                                    # 1a
-        gates += h_prev @ w_hh.T                                        # 1b
-        i = _sigmoid(gates[:, 0:H])                                     # 2
-        f = _sigmoid(gates[:, H:2 * H])
+        h_rec = h_prev if rec_mask is None else h_prev * rec_mask
+        gates += h_rec @ w_hh.T                                         # 1b
+        p_i, p_f, p_o = (0, 0, 0) if peephole is None else np.split(peephole, 3)
+        i = _sigmoid(gates[:, 0:H] + p_i * c_prev)                      # 2
+        f = _sigmoid(gates[:, H:2 * H] + p_f * c_prev)
         g = np.tanh(gates[:, 2 * H:3 * H])
-        o = _sigmoid(gates[:, 3 * H:4 * H])
-        acts[t] = np.where(run, np.concatenate((i, f, g, o), axis=1), 0)
         c_t = np.where(run, f * c_prev + i * g, c_prev)                 # 3a
+        o = _sigmoid(gates[:, 3 * H:4 * H] + p_o * c_t)
+        acts[t] = np.where(run, np.concatenate((i, f, g, o), axis=1), 0)
         tc = np.where(run, np.tanh(c_t), 0)
         if w_hr is None:
             hs[t + 1] = o * tc                                          # 3b
@@ -120,7 +128,8 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
 
 def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
                    dx, dh0, dc0, dw_ih, dw_hh, db, dgates, threads=1, batch_sizes=None,
-                   w_hr=None, ms=None, dw_hr=None):
+                   w_hr=None, ms=None, dw_hr=None, peephole=None, dpeephole=None,
+                   rec_mask=None):
     """Backpropagate through one LSTM layer over a whole sequence.
 
     Parameters
@@ -156,6 +165,9 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
     w_hr, ms : as given to and left by ``forward_layer``, with a projection
     dw_hr : array of shape (P, H), with a projection
         IN/OUT, the gradient is added (+=).
+    peephole, rec_mask : as given to ``forward_layer``
+    dpeephole : array of shape (3H,), with peephole
+        IN/OUT, the gradient is added (+=).
 
     Returns
     -------
@@ -178,18 +190,28 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         if w_hr is not None:
             dw_hr += (dh * run).T @ ms[t]                               # 3c'
             dh = dh @ w_hr
-        dc_total = dc_next + dh * o * (1 - tc * tc)                     # 3b'
+        p_i, p_f, p_o = (0, 0, 0) if peephole is None else np.split(peephole, 3)
+        da_o = dh * tc * o * (1 - o)
+        dc_total = dc_next + dh * o * (1 - tc * tc) + da_o * p_o        # 3b'
         dgates[t, :, 0:H] = dc_total * g * i * (1 - i)                  # 2'
         dgates[t, :, H:2 * H] = dc_total * c_prev * f * (1 - f)
         dgates[t, :, 2 * H:3 * H] = dc_total * i * (1 - g * g)
-        dgates[t, :, 3 * H:4 * H] = dh * tc * o * (1 - o)
+        dgates[t, :, 3 * H:4 * H] = da_o
         dgates[t] *= run
-        dc_next = np.where(run, dc_total * f, dc_next)                  # 3a'
-        dh_next = np.where(run, dgates[t] @ w_hh, dh_next)              # 1b'
+        da_i, da_f = dgates[t, :, 0:H], dgates[t, :, H:2 * H]
+        dc_next = np.where(run, dc_total * f + da_i * p_i + da_f * p_f, dc_next)  # 3a'
+        if peephole is not None:
+            dpeephole += np.concatenate([(da_i * c_prev).sum(0), (da_f * c_prev).sum(0),
+                                         (dgates[t, :, 3 * H:] * cs[t + 1]).sum(0)])
+        dh_rec = dgates[t] @ w_hh                                       # 1b'
+        if rec_mask is not None:
+            dh_rec = dh_rec * rec_mask
+        dh_next = np.where(run, dh_rec, dh_next)
     dh0[...] = dh_next
     dc0[...] = dc_next
     dG = dgates.reshape(T * B, 4 * H)                                   # 1a'
     dx[...] = (dG @ w_ih).reshape(T, B, I)
     dw_ih += dG.T @ x.reshape(T * B, I)
-    dw_hh += dG.T @ hs[:T].reshape(T * B, P)
+    h_rec = hs[:T] if rec_mask is None else hs[:T] * rec_mask
+    dw_hh += dG.T @ h_rec.reshape(T * B, P)
     db += dG.sum(axis=0)

@@ -39,6 +39,7 @@ from libc.string cimport memcpy, memset
 
 from lstm_c._blas cimport gemm, gemv
 from lstm_c._gates cimport backward_rows, forward_rows, kernel_isa
+from lstm_c._peephole cimport peephole_backward_rows, peephole_forward_rows, peephole_grads
 from lstm_c._recurrent cimport (bwd_step, fwd_step, pack_bwd, pack_fwd, packed_bwd_len,
                                 packed_fwd_len, packed_unit, use_level)
 
@@ -214,7 +215,9 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
                   int threads=1,
                   const int[::1] batch_sizes=None,  # IN (T,) rows still running per step
                   const floating[:, ::1] w_hr=None,  # IN (P, H) projection, or None
-                  floating[:, :, ::1] ms=None):      # OUT (T, B, H) training, (1, B, H) inference
+                  floating[:, :, ::1] ms=None,       # OUT (T, B, H) training, (1, B, H) inference
+                  const floating[::1] peephole=None,   # IN (3H,) [p_i | p_f | p_o], or None
+                  const floating[:, ::1] rec_mask=None):  # IN (B, P) recurrent dropout, or None
     """Run one LSTM layer over a whole sequence.
 
     Parameters
@@ -247,6 +250,12 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         m_t = o * tanh(c_t). The time loop then runs on per-step BLAS.
     ms : array of shape (T, B, H) when training, else (1, B, H); with w_hr
         Training: m_t of every step, for backward; inference: scratch.
+    peephole : array of shape (3H,), optional
+        Peephole weights [p_i | p_f | p_o]: i and f also see c_{t-1}, o sees c_t.
+    rec_mask : array of shape (B, P), optional
+        Variational (recurrent) dropout, Gal & Ghahramani: the recurrent
+        product reads h_{t-1} * rec_mask, the same mask at every step.
+    The time loop runs on per-step BLAS with w_hr, peephole or rec_mask.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], P = w_hh.shape[1]
     cdef Py_ssize_t H = w_hr.shape[1] if w_hr is not None else P
@@ -261,6 +270,10 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
         if ms is None:
             raise ValueError("ms: expected an array for m_t with a projection w_hr")
         _expect("ms", ms.shape, (T if training else 1, B, H))
+    if peephole is not None:
+        _expect("peephole", peephole.shape, (3 * H,))
+    if rec_mask is not None:
+        _expect("rec_mask", rec_mask.shape, (B, P))
     _check_threads(threads)
     cdef const int* bs = _batch_sizes(batch_sizes, T, B)
     cdef int starts[MAX_THREADS + 1]
@@ -270,12 +283,15 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
     cdef floating* tanh_c_ptr = &tanh_c[0, 0, 0] if training else NULL
     cdef const floating* w_hr_ptr = &w_hr[0, 0] if w_hr is not None else NULL
     cdef floating* ms_ptr = &ms[0, 0, 0] if w_hr is not None else NULL
+    cdef const floating* peep = &peephole[0] if peephole is not None else NULL
+    cdef const floating* rmask = &rec_mask[0, 0] if rec_mask is not None else NULL
+    cdef bint plain = w_hr is None and peephole is None and rec_mask is None
     cdef void* raw = NULL
     cdef unsigned int csr
     cdef floating* wp = NULL
     cdef floating* scratch = NULL
     try:
-        if w_hr is None and _use_packed(T, B, hs[0, 0, 0]):
+        if plain and _use_packed(T, B, hs[0, 0, 0]):
             wp = _aligned(packed_fwd_len(<int>H, <int>I, hs[0, 0, 0]), &raw, hs[0, 0, 0])
         else:
             scratch = _scratch(5 * H * B, hs[0, 0, 0])
@@ -283,8 +299,8 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
             csr = denormals_off()
             _forward(<int>T, <int>B, <int>I, <int>H, <int>P, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &bias[0], w_hr_ptr, &hs[0, 0, 0], &cs[0, 0, 0],
-                     &acts[0, 0, 0], tanh_c_ptr, ms_ptr, wp, scratch, scratch + 4 * H * B,
-                     bs, parts, starts)
+                     &acts[0, 0, 0], tanh_c_ptr, ms_ptr, peep, rmask, wp, scratch,
+                     scratch + 4 * H * B, bs, parts, starts)
             fpenv_restore(csr)
     finally:
         free(scratch)
@@ -296,13 +312,13 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
 # thrashes one cache set.
 
 cdef inline void _transpose(int rows, int cols, int ld, const floating* src,
-                            floating* dst) noexcept nogil:
-    """dst (cols, ld)[:, :rows] = src (rows, cols)^T."""
+                            const floating* mask, floating* dst) noexcept nogil:
+    """dst (cols, ld)[:, :rows] = (src * mask)^T for src, mask (rows, cols); mask may be NULL."""
     cdef Py_ssize_t r0, r, c
     for r0 in range(0, rows, 16):
         for c in range(cols):
             for r in range(r0, min(r0 + 16, rows)):
-                dst[c * ld + r] = src[r * cols + c]
+                dst[c * ld + r] = src[r * cols + c] * (mask[r * cols + c] if mask != NULL else 1)
 
 
 cdef inline void _add_transposed(int rows, int cols, int ld, const floating* src,
@@ -382,14 +398,15 @@ cdef void _ended_rows(Py_ssize_t t, int B, int H, int P, int r0, int r1, floatin
 cdef void _forward(int T, int B, int I, int H, int P,
                    const floating* x, const floating* w_ih, const floating* w_hh,
                    const floating* bias, const floating* w_hr, floating* hs, floating* cs,
-                   floating* acts, floating* tanh_c, floating* ms, floating* wp,
-                   floating* rT, floating* hT, const int* bs, int parts,
-                   const int* starts) noexcept nogil:
+                   floating* acts, floating* tanh_c, floating* ms, const floating* peep,
+                   const floating* rmask, floating* wp, floating* rT, floating* hT,
+                   const int* bs, int parts, const int* starts) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
     # nothing per step is kept beyond h. wp: room for the packed W_hh, W_ih
     # and bias, or NULL for per-step BLAS (which then uses the scratch rT, hT).
     # bs: rows running per step, or NULL for all. w_hr: the projection (P, H)
-    # or NULL (then P = H); the gate pass then writes m_t to ms.
+    # or NULL (then P = H); the gate pass then writes m_t to ms. peep: the
+    # peephole weights or NULL; rmask: the recurrent dropout mask (B, P) or NULL.
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef Py_ssize_t t, n
@@ -418,8 +435,8 @@ cdef void _forward(int T, int B, int I, int H, int P,
     else:
         gemm(False, True, TB, G, I, 1, x, I, w_ih, I, 1, acts, G)
 
-    if B > 1:
-        _transpose(B, P, B, hs, hT)
+    if B > 1 or rmask != NULL:
+        _transpose(B, P, B, hs, rmask, hT)
     for t in range(T):
         m = _active(bs, t, 0, B)
         a = acts + t * B * G
@@ -430,17 +447,19 @@ cdef void _forward(int T, int B, int I, int H, int P,
         # B = 1: a gemv straight from h_prev; else feature-major,
         # rT (4H, m) = w_hh @ hT, then added.
         if m > 0:
-            if B == 1:
-                gemv(False, G, P, 1, w_hh, P, hs + t * P, 1, a)
+            if B == 1:  # hT holds h_prev * rmask when there is a mask
+                gemv(False, G, P, 1, w_hh, P, hs + t * P if rmask == NULL else hT, 1, a)
             else:
                 gemm(False, False, G, m, P, 1, w_hh, P, hT, B, 0, rT, B)
                 _add_transposed(G, m, B, rT, a)
+            c = cs + (t + 1) * B * H if tanh_c != NULL else cs
             if tanh_c != NULL:
-                c = cs + (t + 1) * B * H
                 memcpy(c, c - B * H, m * H * sizeof(floating))
-                forward_rows(m, H, a, c, out, tanh_c + t * B * H)
+            if peep != NULL:
+                peephole_forward_rows(m, H, a, c, out,
+                                      tanh_c + t * B * H if tanh_c != NULL else NULL, peep)
             else:
-                forward_rows(m, H, a, cs, out, <floating*>NULL)
+                forward_rows(m, H, a, c, out, tanh_c + t * B * H if tanh_c != NULL else NULL)
             if w_hr != NULL:  # 3c: h_t (m, P) = m_t (m, H) @ w_hr^T
                 if m == 1:
                     gemv(False, P, H, 1, w_hr, H, out, 0, h_t)
@@ -448,8 +467,8 @@ cdef void _forward(int T, int B, int I, int H, int P,
                     gemm(False, True, m, P, H, 1, out, H, w_hr, H, 0, h_t, P)
         _ended_rows(t, B, H, P, m, B, hs, cs, acts, tanh_c,
                     ms if (w_hr != NULL and tanh_c != NULL) else <floating*>NULL)
-        if B > 1:
-            _transpose(m, P, B, h_t, hT)
+        if B > 1 or rmask != NULL:
+            _transpose(m, P, B, h_t, rmask, hT)
 
 
 cdef void _forward_rows(int T, int B, int I, int H, int b0, int b1, const floating* x,
@@ -500,7 +519,10 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                    const int[::1] batch_sizes=None,   # IN (T,), as given to forward_layer
                    const floating[:, ::1] w_hr=None,  # IN (P, H), as given to forward_layer
                    const floating[:, :, ::1] ms=None, # IN (T, B, H) from forward, with w_hr
-                   floating[:, ::1] dw_hr=None):      # INOUT (P, H), added to, with w_hr
+                   floating[:, ::1] dw_hr=None,       # INOUT (P, H), added to, with w_hr
+                   const floating[::1] peephole=None,  # IN (3H,), as given to forward_layer
+                   floating[::1] dpeephole=None,       # INOUT (3H,), added to, with peephole
+                   const floating[:, ::1] rec_mask=None):  # IN (B, P), as given to forward_layer
     """Backpropagate through one layer over the whole sequence (BPTT).
 
     Parameters
@@ -530,6 +552,8 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     w_hr, ms, dw_hr : with a projection
         w_hr and ms as given to and left by forward_layer; the gradient of
         w_hr is added to dw_hr. h, dy, dh_n and dh0 are then P wide.
+    peephole, dpeephole, rec_mask
+        As given to forward_layer; the peepholes' gradient is added to dpeephole.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], I = x.shape[2], P = w_hh.shape[1]
     cdef Py_ssize_t H = w_hr.shape[1] if w_hr is not None else P
@@ -551,6 +575,13 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
             raise ValueError("ms and dw_hr: expected arrays with a projection w_hr")
         _expect("ms", ms.shape, (T, B, H))
         _expect("dw_hr", dw_hr.shape, (P, H))
+    if peephole is not None:
+        _expect("peephole", peephole.shape, (3 * H,))
+        if dpeephole is None:
+            raise ValueError("dpeephole: expected an array with peephole")
+        _expect("dpeephole", dpeephole.shape, (3 * H,))
+    if rec_mask is not None:
+        _expect("rec_mask", rec_mask.shape, (B, P))
     _expect("db", db.shape, (4 * H,))
     _expect("dgates", dgates.shape, (T, B, 4 * H))
     _check_threads(threads)
@@ -562,11 +593,17 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
     cdef void* raw = NULL
     cdef unsigned int csr
     cdef floating* wb = NULL
-    # dh (B, P); with a projection also dm (B, H) and every step's dh (T, B, P)
-    cdef floating* scratch = _scratch(P * B + (H * B + T * B * P if w_hr is not None else 0),
+    cdef const floating* peep = &peephole[0] if peephole is not None else NULL
+    cdef const floating* rmask = &rec_mask[0, 0] if rec_mask is not None else NULL
+    cdef bint plain = w_hr is None and peephole is None and rec_mask is None
+    # dh (B, P); with a projection also dm (B, H) and every step's dh (T, B, P);
+    # with a mask h * mask (T, B, P) for dW_hh
+    cdef Py_ssize_t dhs_len = H * B + T * B * P if w_hr is not None else 0
+    cdef floating* scratch = _scratch(P * B + dhs_len + (T * B * P if rmask != NULL else 0),
                                       dx[0, 0, 0])
+    cdef floating* hz = scratch + P * B + dhs_len if rmask != NULL else NULL
     try:
-        if w_hr is None and _use_packed(T, B, dx[0, 0, 0]):
+        if plain and _use_packed(T, B, dx[0, 0, 0]):
             wb = _aligned(packed_bwd_len(<int>H, dx[0, 0, 0]), &raw, dx[0, 0, 0])
         with nogil:
             csr = denormals_off()
@@ -576,6 +613,7 @@ def backward_layer(const floating[:, :, ::1] x,       # IN  (T, B, I)
                       &dy[0, 0, 0], &dh_n[0, 0], &dc_n[0, 0],
                       &dx[0, 0, 0], &dh0[0, 0], &dc0[0, 0], &dw_ih[0, 0],
                       &dw_hh[0, 0], &db[0], &dw_hr[0, 0] if w_hr is not None else NULL,
+                      peep, &dpeephole[0] if peephole is not None else NULL, rmask, hz,
                       &dgates[0, 0, 0], wb, scratch, threads, bs, parts, starts)
             fpenv_restore(csr)
     finally:
@@ -590,15 +628,18 @@ cdef void _backward(int T, int B, int I, int H, int P,
                     const floating* dy, const floating* dh_n, const floating* dc_n,
                     floating* dx, floating* dh0, floating* dc0,
                     floating* dw_ih, floating* dw_hh, floating* db, floating* dw_hr,
-                    floating* dgates, floating* wb, floating* dh, int threads,
+                    const floating* peep, floating* dpeep, const floating* rmask,
+                    floating* hz, floating* dgates, floating* wb, floating* dh, int threads,
                     const int* bs, int parts, const int* starts) noexcept nogil:
     # dh (B, P) carries dL/dh between steps; dc0 doubles as the running
     # dL/dc, updated in place from dc_n down to dc0. wb: room for the packed
     # W_hh, or NULL for per-step BLAS. With a projection (w_hr not NULL) dh
     # is followed by the scratch dm (B, H) and dhs (T, B, P), every step's dh.
+    # With a recurrent dropout mask, hz (T, B, P) gets h_{t-1} * mask for dW_hh.
     cdef int G = 4 * H
     cdef int TB = T * B
     cdef int part
+    cdef Py_ssize_t n, k
     cdef floating* dhs = dh + B * P + B * H if w_hr != NULL else NULL
 
     memcpy(dc0, dc_n, B * H * sizeof(floating))
@@ -612,9 +653,16 @@ cdef void _backward(int T, int B, int I, int H, int P,
                 _backward_rows(T, B, H, starts[part], starts[part + 1], wb, cs, acts, tanh_c,
                                dy, dc0, dgates, dh, dh0, bs)
     else:
-        _backward_blas_steps(T, B, H, P, w_hh, w_hr, cs, acts, tanh_c, dy, dc0, dgates, dh,
-                             dh + B * P, dhs, bs)
+        _backward_blas_steps(T, B, H, P, w_hh, w_hr, peep, rmask, cs, acts, tanh_c, dy, dc0,
+                             dgates, dh, dh + B * P, dhs, bs)
         memcpy(dh0, dh, B * P * sizeof(floating))
+    if peep != NULL:
+        peephole_grads(T, B, H, cs, dgates, dpeep)
+    if rmask != NULL:  # dW_hh reads the masked h_{t-1}
+        for n in range(TB):
+            for k in range(P):
+                hz[n * P + k] = hs[n * P + k] * rmask[(n % B) * P + k]
+        hs = hz
 
     # 1a': one GEMM each over all T*B rows, then the bias reduction
     if TB == 1:
@@ -720,7 +768,8 @@ cdef inline void _gates_backward_alone(Py_ssize_t t, int B, int H, int r0, int r
 
 
 cdef void _backward_blas_steps(int T, int B, int H, int P, const floating* w_hh,
-                               const floating* w_hr, const floating* cs,
+                               const floating* w_hr, const floating* peep,
+                               const floating* rmask, const floating* cs,
                                const floating* acts, const floating* tanh_c,
                                const floating* dy, floating* dc, floating* dgates,
                                floating* dh, floating* dm, floating* dhs,
@@ -729,7 +778,9 @@ cdef void _backward_blas_steps(int T, int B, int H, int P, const floating* w_hh,
 
     Only the m rows running at a step take part in it; the others keep dh
     and dc, and get zero dgates. With a projection w_hr, every step's dh goes
-    to dhs (for dW_hr) and the gate backward reads dm = dh @ w_hr."""
+    to dhs (for dW_hr) and the gate backward reads dm = dh @ w_hr. With peep,
+    the gate backward runs through the peepholes; with rmask, dh_prev is
+    masked as h_prev was."""
     cdef int G = 4 * H, m
     cdef Py_ssize_t t, n
     cdef const floating* dyt
@@ -755,13 +806,20 @@ cdef void _backward_blas_steps(int T, int B, int H, int P, const floating* w_hh,
             else:
                 gemm(False, False, m, H, P, 1, dh, P, w_hr, H, 0, dm, H)
             d = dm
-        backward_rows(m, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
-                      d, dc, dg)
+        if peep != NULL:
+            peephole_backward_rows(m, H, acts + t * B * G, tanh_c + t * B * H,
+                                   cs + t * B * H, d, dc, dg, peep)
+        else:
+            backward_rows(m, H, acts + t * B * G, tanh_c + t * B * H, cs + t * B * H,
+                          d, dc, dg)
         # 1b': dh_prev (m, P) = dg (m, 4H) @ w_hh
         if m == 1:
             gemv(True, G, P, 1, w_hh, P, dg, 0, dh)
         else:
             gemm(False, False, m, P, G, 1, dg, G, w_hh, P, 0, dh, P)
+        if rmask != NULL:
+            for n in range(m * P):
+                dh[n] *= rmask[n]
 
 
 # ----------------------------------------------------------------- frozen inference
