@@ -300,7 +300,7 @@ def forward_layer(const floating[:, :, ::1] x,     # IN  (T, B, I)
             _forward(<int>T, <int>B, <int>I, <int>H, <int>P, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &bias[0], w_hr_ptr, &hs[0, 0, 0], &cs[0, 0, 0],
                      &acts[0, 0, 0], tanh_c_ptr, ms_ptr, peep, rmask, wp, scratch,
-                     scratch + 4 * H * B, bs, parts, starts)
+                     scratch + 4 * H * B, bs, parts, starts, _gemv_parts(B, H, P, threads))
             fpenv_restore(csr)
     finally:
         free(scratch)
@@ -370,6 +370,43 @@ cdef int _split_rows(int T, int B, int threads, const int* bs, int* starts) noex
     return parts
 
 
+cdef inline int _share(int part, int parts, int n) noexcept nogil:
+    """Start of a part's share of n rows, on a multiple of 4."""
+    return n if part == parts else (n * part // parts) & ~3
+
+
+cdef int _gemv_parts(Py_ssize_t B, Py_ssize_t H, Py_ssize_t P, int threads) noexcept nogil:
+    """Threads for each step's W_hh product at B = 1: a gemv streams all of
+    W_hh from cache, and two cores stream it faster; worth a fork and join
+    per step only when W_hh is large (H >= 256 here: 1 MB)."""
+    return threads if B == 1 and 4 * H * P >= 4 * 256 * 256 else 1
+
+
+cdef inline void _gemv_split(int parts, int rows, int cols, const floating* a,
+                             const floating* x, floating* y) noexcept nogil:
+    """y (rows) += a (rows, cols) @ x, the rows shared out over `parts` threads."""
+    cdef int part
+    if parts == 1:
+        gemv(False, rows, cols, 1, a, cols, x, 1, y)
+        return
+    for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+        gemv(False, _share(part + 1, parts, rows) - _share(part, parts, rows), cols, 1,
+             a + <Py_ssize_t>_share(part, parts, rows) * cols, cols, x, 1,
+             y + _share(part, parts, rows))
+
+
+cdef inline void _gemv_t_split(int parts, int rows, int cols, const floating* a,
+                               const floating* x, floating* y) noexcept nogil:
+    """y (cols) = a (rows, cols)^T @ x, the columns shared out over `parts` threads."""
+    cdef int part
+    if parts == 1:
+        gemv(True, rows, cols, 1, a, cols, x, 0, y)
+        return
+    for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+        gemv(True, rows, _share(part + 1, parts, cols) - _share(part, parts, cols), 1,
+             a + _share(part, parts, cols), cols, x, 0, y + _share(part, parts, cols))
+
+
 cdef inline int _active(const int* bs, Py_ssize_t t, int r0, int r1) noexcept nogil:
     """How many of rows [r0, r1) are still inside their sequence at step t."""
     if bs == NULL:
@@ -400,7 +437,8 @@ cdef void _forward(int T, int B, int I, int H, int P,
                    const floating* bias, const floating* w_hr, floating* hs, floating* cs,
                    floating* acts, floating* tanh_c, floating* ms, const floating* peep,
                    const floating* rmask, floating* wp, floating* rT, floating* hT,
-                   const int* bs, int parts, const int* starts) noexcept nogil:
+                   const int* bs, int parts, const int* starts,
+                   int gemv_parts) noexcept nogil:
     # tanh_c is NULL in inference: then c is updated in place in cs[0] and
     # nothing per step is kept beyond h. wp: room for the packed W_hh, W_ih
     # and bias, or NULL for per-step BLAS (which then uses the scratch rT, hT).
@@ -448,7 +486,7 @@ cdef void _forward(int T, int B, int I, int H, int P,
         # rT (4H, m) = w_hh @ hT, then added.
         if m > 0:
             if B == 1:  # hT holds h_prev * rmask when there is a mask
-                gemv(False, G, P, 1, w_hh, P, hs + t * P if rmask == NULL else hT, 1, a)
+                _gemv_split(gemv_parts, G, P, w_hh, hs + t * P if rmask == NULL else hT, a)
             else:
                 gemm(False, False, G, m, P, 1, w_hh, P, hT, B, 0, rT, B)
                 _add_transposed(G, m, B, rT, a)
@@ -654,7 +692,7 @@ cdef void _backward(int T, int B, int I, int H, int P,
                                dy, dc0, dgates, dh, dh0, bs)
     else:
         _backward_blas_steps(T, B, H, P, w_hh, w_hr, peep, rmask, cs, acts, tanh_c, dy, dc0,
-                             dgates, dh, dh + B * P, dhs, bs)
+                             dgates, dh, dh + B * P, dhs, bs, _gemv_parts(B, H, P, threads))
         memcpy(dh0, dh, B * P * sizeof(floating))
     if peep != NULL:
         peephole_grads(T, B, H, cs, dgates, dpeep)
@@ -686,11 +724,6 @@ cdef void _input_grads(int part, int parts, int TB, int I, int H, const floating
     cdef int r0 = TB * part // parts, r1 = TB * (part + 1) // parts
     if r1 > r0:
         gemm(False, False, r1 - r0, I, G, 1, dgates + r0 * G, G, w_ih, I, 0, dx + r0 * I, I)
-
-
-cdef inline int _share(int part, int parts, int n) noexcept nogil:
-    """Start of a part's share of n rows, on a multiple of 4."""
-    return n if part == parts else (n * part // parts) & ~3
 
 
 cdef void _weight_grads(int part, int parts, int TB, int I, int H, int P, const floating* x,
@@ -773,7 +806,7 @@ cdef void _backward_blas_steps(int T, int B, int H, int P, const floating* w_hh,
                                const floating* acts, const floating* tanh_c,
                                const floating* dy, floating* dc, floating* dgates,
                                floating* dh, floating* dm, floating* dhs,
-                               const int* bs) noexcept nogil:
+                               const int* bs, int gemv_parts) noexcept nogil:
     """The time loop of backward on per-step BLAS: dh in is dL/dh_T, out dL/dh_0.
 
     Only the m rows running at a step take part in it; the others keep dh
@@ -814,7 +847,7 @@ cdef void _backward_blas_steps(int T, int B, int H, int P, const floating* w_hh,
                           d, dc, dg)
         # 1b': dh_prev (m, P) = dg (m, 4H) @ w_hh
         if m == 1:
-            gemv(True, G, P, 1, w_hh, P, dg, 0, dh)
+            _gemv_t_split(gemv_parts, G, P, w_hh, dg, dh)
         else:
             gemm(False, False, m, P, G, 1, dg, G, w_hh, P, 0, dh, P)
         if rmask != NULL:
