@@ -108,3 +108,20 @@ def test_engine_refuses_a_bad_thread_count(bad):
                 tanh_c=z((T, B, H)), training=True)
     with pytest.raises(ValueError, match="threads must be between 1 and 256"):
         _lstm.forward_layer(**args, threads=bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_sequence_on_two_threads_gives_the_same(dtype, restore_threads):
+    """B = 1 with a large W_hh shares each step's gemv out over the threads."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 1, 8)).astype(dtype)
+    out = []
+    for n in (1, 2):
+        lstm_c.set_num_threads(n)
+        m = lstm_c.LSTM(8, 256, dtype=dtype, seed=0)
+        y, (h, c) = m(x)
+        dx, (dh0, dc0) = m.backward(np.cos(y))
+        out.append([y, h, c, dx, dh0, dc0] + [m.grads[k] for k in sorted(m.grads)])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
