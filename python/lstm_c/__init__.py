@@ -10,10 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from lstm_c._threads import get_num_threads, set_num_threads
 from lstm_c.layers import LSTM, LSTMCell
+from lstm_c import interop  # converters; imports no torch, keras or onnx until used
 
 try:
     __version__ = version("lstm-c")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["LSTM", "LSTMCell", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["LSTM", "LSTMCell", "interop", "get_num_threads", "set_num_threads", "__version__"]

@@ -255,7 +255,7 @@ class LSTM(_Recurrent):
     peephole : bool, default False (keyword only)
         Peephole connections (Gers & Schmidhuber): the input and forget gates
         also see c_{t-1}, the output gate c_t, through ``weight_peephole_l{k}``
-        (3H,) = [p_i | p_f | p_o] (ONNX's P layout). Not in torch.
+        (3H,) = [p_i | p_f | p_o] (ONNX's P holds the same, ordered i, o, f). Not in torch.
     recurrent_dropout : float, default 0.0 (keyword only)
         Variational dropout on h_{t-1} in the recurrent product, one mask per
         sequence, layer and direction, the same at every step (Gal &
