@@ -27,6 +27,13 @@ is measured at every thread count, in each mode (``--mode``):
           H=512, 2 layers; --steps, --warmup and --data (a text file; else
           random bytes) are its own.
 
+Variants (default grid, --mode infer and train only): ``--bidirectional``
+and ``--proj-size P`` give every point's three LSTMs (lstm-c, the reference,
+torch.nn.LSTM) torch's ``bidirectional=True`` and ``proj_size=P`` (P below
+every --H), with the same weights and the same check against torch. Their
+rows carry D (directions, 1 or 2) and P (0: none), shown in the table as
+columns D and P.
+
 Columns: lstm-c (backend "cython"), the NumPy reference (backend "numpy"; slow,
 so few repetitions; timed on the default and quick grids unless
 --no-reference), torch (when importable), and the BLAS floor: only the BLAS
@@ -37,10 +44,14 @@ layer; backward = T per-step (B, 4H)x(4H, H) products + one GEMM each for dX,
 dW_ih, dW_hh; a streaming step = two gemv calls per layer. It leaves out the
 gate math but includes Python's cost per BLAS call (a fraction of a
 microsecond), which a compiled caller does not pay: at tiny sizes
-lstm-c/floor can dip below 1.
+lstm-c/floor can dip below 1. Bidirectional: the same calls once per
+direction, layers above the first reading 2H inputs. With --proj-size the
+floor is not measured ("-"): its calls assume a 4H x H W_hh and no projection.
 
 GFLOP/s count GEMM FLOPs as perf-anchors does (forward 2*T*B*4H*(I+H) per
-layer, training 3x). "% of peak" divides lstm-c's rate by the square-GEMM
+layer, training 3x; bidirectional doubles it; with proj_size P the recurrent
+product is 4H x P, each step adds the P x H projection, 2*T*B*H*P, and layers
+above the first read D*P inputs: bench_grid.gemm_flops). "% of peak" divides lstm-c's rate by the square-GEMM
 rate (?gemm, N=2048; --grid quick 1024) measured once per run at the same
 dtype and thread count.
 
@@ -77,8 +88,17 @@ from .cli import UsageError
 # The explicit (default) grid's shape; mode, threads and timings per grid: bench_grid.GRID_DEFAULTS
 DEFAULTS = dict(T=100, B=[1, 32], H=[128, 512], I=65, layers=1, dtype=["float32"])
 SHAPE_OPTIONS = ("T", "B", "H", "I", "layers")     # the default grid's only
+VARIANT_OPTIONS = ("bidirectional", "proj_size")    # the default grid's, infer and train only
+VARIANT_MODES = ("infer", "train")
 MODES = ("infer", "train", "stream", "memory", "charlm")
 CHARLM_OPTIONS = ("steps", "warmup", "data")    # --mode charlm's only
+VARIANT_NOTE = (
+    "Columns D and P: directions (2: bidirectional=True) and proj_size (0: none), the same "
+    "in torch.nn.LSTM, lstm-c and the reference; their GFLOP/s count both directions and, "
+    "with P > 0, a recurrent product 4H x P, the P x H projection of every step and "
+    "D*P inputs above layer 0 (bench_grid.gemm_flops). BLAS floor: with D = 2, the plain "
+    "floor's calls once per direction; with P > 0 it is not measured ('-'): its calls "
+    "assume W_hh is 4H x H and no projection.")
 REF_REPS = 3            # the NumPy reference is slow: at most this many samples
 TOL = {"float32": 1e-3, "float64": 1e-9}   # max |a - b| / max |b|, loose on purpose
 
@@ -92,6 +112,16 @@ def _positive_int(s):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _non_negative_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
     return v
 
 
@@ -122,6 +152,12 @@ def add_arguments(p):
                    help=f"input size (default grid; default {d['I']})")
     p.add_argument("--layers", type=_positive_int, metavar="N",
                    help=f"stacked layers (default grid; default {d['layers']})")
+    p.add_argument("--bidirectional", action="store_true", default=None,
+                   help="default grid, infer and train: time bidirectional LSTMs "
+                        "(torch.nn.LSTM's bidirectional=True beside lstm-c's)")
+    p.add_argument("--proj-size", type=_non_negative_int, metavar="P",
+                   help="default grid, infer and train: time LSTMs with a projection of h to "
+                        "P < every --H (torch.nn.LSTM's proj_size; default 0, none)")
     p.add_argument("--dtype", nargs="+", choices=["float32", "float64"],
                    help="dtypes (default float32; with --grid quick/anchors: keep only the "
                         "points of these dtypes)")
@@ -169,6 +205,7 @@ def _config(args):
         raise UsageError(f"--quick is --grid quick; it cannot go with --grid {grid}")
     if grid != "default":
         given = [f"--{k}" for k in SHAPE_OPTIONS if getattr(args, k) is not None]
+        given += [_flag(k) for k in VARIANT_OPTIONS if getattr(args, k) is not None]
         if given:
             raise UsageError(f"--grid {grid} has fixed points; {', '.join(given)} "
                              "apply only to --grid default")
@@ -180,6 +217,20 @@ def _config(args):
         given = getattr(args, k)
         cfg[k] = given if given is not None else v
     cfg["mode"] = list(dict.fromkeys(cfg["mode"]))   # in the order given, once each
+    cfg["directions"] = 2 if args.bidirectional else 1
+    cfg["proj_size"] = args.proj_size or 0
+    variants = [_flag(k) for k in VARIANT_OPTIONS if getattr(args, k)]
+    if variants:
+        other = [m for m in cfg["mode"] if m not in VARIANT_MODES]
+        if other:
+            raise UsageError(f"{' and '.join(variants)} apply to --mode infer and train only, "
+                             f"not {' '.join(other)}: the streaming step, the memory "
+                             "measurement and the char-LM time plain one-direction LSTMs "
+                             "without a projection")
+        if cfg["proj_size"] and cfg["proj_size"] >= min(cfg["H"]):
+            raise UsageError(f"--proj-size {cfg['proj_size']} must be below every --H "
+                             f"(as torch.nn.LSTM's proj_size < hidden_size); smallest --H is "
+                             f"{min(cfg['H'])}")
     cfg["charlm"] = None
     if "charlm" in cfg["mode"]:
         if len(cfg["mode"]) > 1 or grid != "default":
@@ -217,6 +268,11 @@ def _config(args):
     return cfg
 
 
+def _flag(name):
+    """'--proj-size' for the argparse destination 'proj_size'."""
+    return "--" + name.replace("_", "-")
+
+
 def _charlm_config(args):
     """--mode charlm's shape (its own defaults, or the shape options given) and options."""
     c = dict(bench_charlm.DEFAULTS, B=[bench_charlm.DEFAULTS["B"]],
@@ -239,6 +295,9 @@ def _command(cfg, torch_used):
         parts += [f"--T {cfg['T']}", "--B " + " ".join(map(str, cfg["B"])),
                   "--H " + " ".join(map(str, cfg["H"])), f"--I {cfg['I']}",
                   f"--layers {cfg['layers']}", "--dtype " + " ".join(cfg["dtype"])]
+        if cfg["directions"] == 2 or cfg["proj_size"]:
+            parts += (["--bidirectional"] if cfg["directions"] == 2 else []) + \
+                [f"--proj-size {cfg['proj_size']}"]
     elif cfg["dtype_filter"]:
         parts.append("--dtype " + " ".join(cfg["dtype_filter"]))
     parts += ["--threads " + " ".join(map(str, cfg["threads"])),
@@ -295,11 +354,17 @@ class BlasFloor:
 
     Every call writes into its output in place (``overwrite_c``/``overwrite_y``
     on Fortran-ordered views), so no call copies; :meth:`check` verifies that.
+
+    ``directions=2`` (bidirectional) makes every layer's calls twice, one set
+    per direction (the reverse direction's calls are the same products on the
+    steps in reverse order), and the layers above the first read 2H inputs.
+    There is no floor of a projected LSTM (proj_size): its W_hh is 4H x P and
+    each step adds the P x H projection, calls this class does not make.
     """
 
     GEMV_MAX_B = 4
 
-    def __init__(self, T, B, I, H, L, dtype, rng):
+    def __init__(self, T, B, I, H, L, dtype, rng, directions=1):
         from scipy.linalg import blas
         p = "s" if np.dtype(dtype) == np.float32 else "d"
         gemm, gemv = getattr(blas, p + "gemm"), getattr(blas, p + "gemv")
@@ -315,8 +380,9 @@ class BlasFloor:
             # product C^T = op(Bm)^T op(A)^T on the transposed (Fortran) views.
             return gemm, (1.0, Bm.T, A.T, beta, C.T, tb, ta, 1)
 
-        for layer in range(L):
-            In = I if layer == 0 else H
+        for unit in range(L * directions):
+            layer = unit // directions
+            In = I if layer == 0 else directions * H
             r = lambda *s: (0.1 * rng.standard_normal(s)).astype(dtype)  # noqa: E731
             a = dict(X=r(T * B, In), Wih=r(4 * H, In), Whh=r(4 * H, H), G=r(T * B, 4 * H),
                      Hs=r(T * B, H), dG=r(T * B, 4 * H), dX=r(T * B, In), dHs=r(T * B, H),
@@ -347,7 +413,7 @@ class BlasFloor:
             add("bwd", "dx", "rowmajor", [mm(a["dG"], a["Wih"], a["dX"])])
             add("bwd", "dwih", "rowmajor", [mm(a["dG"], a["X"], a["dWih"], 1, 0)])
             add("bwd", "dwhh", "rowmajor", [mm(a["dG"], a["Hs"], a["dWhh"], 1, 0)])
-            if layer == 0:  # what check() runs
+            if unit == 0:  # what check() runs
                 self._layer0 = {w: {seg: {v: list(c) for v, c in vs.items()}
                                     for seg, vs in segs.items()}
                                 for w, segs in self.segments.items()}
@@ -407,31 +473,40 @@ class BlasFloor:
 # --------------------------------------------------------------------------- one point
 
 class Point:
-    """One (dtype, T, B, I, H, L): the models with identical weights, inputs, the check."""
+    """One (dtype, T, B, I, H, L): the models with identical weights, inputs, the check.
 
-    def __init__(self, dtype, T, B, I, H, L, torch, seed, reference):
+    D = 2 makes the three models bidirectional, P > 0 gives them torch's
+    proj_size = P; both are in the key (D, P), and the BLAS floor is None
+    with a projection (BlasFloor).
+    """
+
+    def __init__(self, dtype, T, B, I, H, L, torch, seed, reference, D=1, P=0):
         import lstm_c
-        self.key = dict(dtype=dtype, T=T, B=B, I=I, H=H, L=L)
+        self.key = dict(dtype=dtype, T=T, B=B, I=I, H=H, L=L, D=D, P=P)
         npdt = np.dtype(dtype)
         rng = np.random.default_rng(seed)
+        width = P or H   # of h (y holds D of them), c stays H wide
         self.x = rng.standard_normal((T, B, I)).astype(npdt)
-        self.h0 = (0.5 * rng.standard_normal((L, B, H))).astype(npdt)
-        self.c0 = (0.5 * rng.standard_normal((L, B, H))).astype(npdt)
-        self.dy = rng.standard_normal((T, B, H)).astype(npdt)
+        self.h0 = (0.5 * rng.standard_normal((L * D, B, width))).astype(npdt)
+        self.c0 = (0.5 * rng.standard_normal((L * D, B, H))).astype(npdt)
+        self.dy = rng.standard_normal((T, B, D * width)).astype(npdt)
         self.torch = torch
-        self.m = lstm_c.LSTM(I, H, num_layers=L, dtype=npdt, backend="cython", seed=seed)
+        variant = dict(bidirectional=D == 2, proj_size=P)
+        self.m = lstm_c.LSTM(I, H, num_layers=L, dtype=npdt, backend="cython", seed=seed,
+                             **variant)
         if torch is not None:
             torch.manual_seed(seed)
-            self.tm = torch.nn.LSTM(I, H, num_layers=L, dtype=getattr(torch, dtype))
+            self.tm = torch.nn.LSTM(I, H, num_layers=L, dtype=getattr(torch, dtype), **variant)
             state = {k: to_numpy(v) for k, v in self.tm.state_dict().items()}
             self.m.load_state_dict(state)
         else:
             state = {k: np.array(v) for k, v in self.m.state_dict().items()}
         self.ref = None
         if reference:
-            self.ref = lstm_c.LSTM(I, H, num_layers=L, dtype=npdt, backend="numpy", seed=seed)
+            self.ref = lstm_c.LSTM(I, H, num_layers=L, dtype=npdt, backend="numpy", seed=seed,
+                                   **variant)
             self.ref.load_state_dict(state)
-        self.floor = BlasFloor(T, B, I, H, L, npdt, rng)
+        self.floor = None if P else BlasFloor(T, B, I, H, L, npdt, rng, directions=D)
 
     # --- the timed calls
     def model_fn(self, m, mode):
@@ -518,12 +593,12 @@ def _time_row(pt, mode, threads, min_time, with_torch, with_reference):
     row["reference"] = (timeit(pt.model_fn(pt.ref, mode), min(min_time, 0.1), min_reps=1,
                                max_reps=REF_REPS, settle=settle)
                         if with_reference and pt.ref is not None else None)
-    fl = pt.floor.time("fwd", min_time, settle=settle)
-    if mode == "train":
+    fl = pt.floor.time("fwd", min_time, settle=settle) if pt.floor is not None else None
+    if mode == "train" and fl is not None:
         bwd = pt.floor.time("bwd", min_time, settle=settle)
         fl = {"median": fl["median"] + bwd["median"],
               "variants": {**fl["variants"], **bwd["variants"]}}
-    row["floor"] = fl
+    row["floor"] = fl   # None: no floor for this variant (proj_size), shown as "-"
     row["others"] = others_share(snap, cpu_snapshot())
     return row
 
@@ -531,7 +606,8 @@ def _time_row(pt, mode, threads, min_time, with_torch, with_reference):
 def _add_rates(row, peaks):
     """GEMM FLOPs of the row's call, lstm-c's and torch's GFLOP/s, and lstm-c's % of the peak."""
     T, B, I, H, L = (row[k] for k in ("T", "B", "I", "H", "L"))
-    flops = bench_grid.gemm_flops(T, B, I, H, L, "train" if row["mode"] == "train" else "infer")
+    flops = bench_grid.gemm_flops(T, B, I, H, L, "train" if row["mode"] == "train" else "infer",
+                                  D=row.get("D", 1), P=row.get("P", 0))
     row["gemm_flops"] = flops
     row["lstm_c_gflops"] = flops / row["lstm_c"]["median"] / 1e9
     row["torch_gflops"] = flops / row["torch"]["median"] / 1e9 if row["torch"] else None
@@ -549,10 +625,17 @@ def _mismatch(check, k):
     """Log a failed check of the point with key ``k``; returns True when it failed."""
     if check["ok"] is not False:
         return False
-    _log(f"bench: MISMATCH {k['dtype']} T={k['T']} B={k['B']} I={k['I']} H={k['H']} L={k['L']}: "
+    _log(f"bench: MISMATCH {k['dtype']} T={k['T']} B={k['B']} I={k['I']} H={k['H']} L={k['L']}"
+         f"{_variant_label(k)}: "
          f"{check['worst']} max rel err {check['max_rel_err']:.2e} vs {check['against']} "
          f"(tolerance {TOL[k['dtype']]:g})")
     return True
+
+
+def _variant_label(k):
+    """' D=2 P=64' for a bidirectional, projected point; '' for a plain one."""
+    return "".join(f" {name}={k[name]}" for name, plain in (("D", 1), ("P", 0))
+                   if k.get(name, plain) != plain)
 
 
 def _points(cfg):
@@ -574,15 +657,16 @@ def _lstm_rows(cfg, points, torch, peaks, counter):
     if not modes:
         return rows, failed
     for i, (dt, T, B, I, H, L) in enumerate(points):
-        pt = Point(dt, T, B, I, H, L, torch, cfg["seed"] + i, cfg["reference"])
+        pt = Point(dt, T, B, I, H, L, torch, cfg["seed"] + i, cfg["reference"],
+                   D=cfg.get("directions", 1), P=cfg.get("proj_size", 0))
         with pinned_threads(1, torch):
             check = pt.check()
         failed |= _mismatch(check, pt.key)
         for n in cfg["threads"]:
             with pinned_threads(n, torch):
                 for mode in modes:
-                    _log(f"bench: [{next(counter)}] {mode} {dt} T={T} B={B} I={I} H={H} L={L} "
-                         f"threads={n}")
+                    _log(f"bench: [{next(counter)}] {mode} {dt} T={T} B={B} I={I} H={H} L={L}"
+                         f"{_variant_label(pt.key)} threads={n}")
                     row = _time_row(pt, mode, n, cfg["min_time"], torch is not None,
                                     cfg["reference"])
                     row["check"] = check
@@ -607,6 +691,8 @@ def _stream_rows(cfg, points, torch, peaks, counter):
                 snap = cpu_snapshot()
                 row = sp.time_row(n, cfg["min_time"])
                 row["others"] = others_share(snap, cpu_snapshot())
+            row.setdefault("D", 1)   # a streaming step is one direction, no projection
+            row.setdefault("P", 0)
             row["check"] = check
             _add_rates(row, peaks)
             _warn_busy(row)
@@ -719,6 +805,8 @@ def run(args):
         notes.append("Rows marked MISMATCH: lstm-c disagrees with "
                      f"{'torch' if torch is not None else 'the reference'}; "
                      "their times mean little.")
+    if cfg.get("directions", 1) == 2 or cfg.get("proj_size", 0):
+        notes.append(VARIANT_NOTE)
     memory_table = None
     if memory:
         memory_table = bench_memory.format_memory_table(memory)

@@ -10,7 +10,10 @@ Three grids (``--grid``):
            torch's and the BLAS floor's measured there.
 
 A point is ``(dtype, T, B, I, H, L)``; a streaming point is ``(dtype, I, H, L)``
-(T = B = 1, the state carried from call to call).
+(T = B = 1, the state carried from call to call). ``--bidirectional`` and
+``--proj-size P`` (default grid, infer and train only) make every point's
+LSTM bidirectional or projected; a row then also carries ``D`` (directions,
+1 or 2) and ``P`` (proj_size, 0 for none).
 """
 from __future__ import annotations
 
@@ -62,14 +65,25 @@ def stream_points(grid, dtypes=None, I=None, H=None, L=None):
     return [p for p in points if dtypes is None or p[0] in dtypes]
 
 
-def gemm_flops(T, B, I, H, L, mode):
+def gemm_flops(T, B, I, H, L, mode, D=1, P=0):
     """GEMM FLOPs of one call, counted as perf-anchors section 2 does.
 
-    Forward, per layer: ``2 * T * B * 4H * (I_l + H)`` (the input GEMM and the
-    T recurrent products; I_l is I for layer 0, H above it). Training (forward
-    + backward) is 3x that: backward makes dh, dX, dW_ih and dW_hh, two more
-    products of the same size. "stream" is a forward at T = B = 1. The gate
-    math is not counted.
+    Forward, per layer and direction: ``2 * T * B * 4H * (I_l + P_h)`` (the
+    input GEMM and the T recurrent products), plus with a projection
+    (``P`` = proj_size > 0) the T products h_t = W_hr m_t, ``2 * T * B * H * P``.
+    P_h is the width of h: P with a projection, else H. I_l is I for layer 0
+    and ``D * P_h`` above it (the directions' outputs concatenated). ``D`` = 2
+    (bidirectional) runs every layer twice. Training (forward + backward) is 3x
+    that: backward makes two more products of each size (dh and dX, dW_ih and
+    dW_hh; dm and dW_hr for the projection). "stream" is a forward at
+    T = B = 1. The gate math is not counted.
     """
-    forward = sum(2 * T * B * 4 * H * ((I if layer == 0 else H) + H) for layer in range(L))
+    width = P or H
+    forward = 0
+    for layer in range(L):
+        inputs = I if layer == 0 else D * width
+        per_direction = 2 * T * B * 4 * H * (inputs + width)
+        if P:
+            per_direction += 2 * T * B * H * P
+        forward += D * per_direction
     return 3 * forward if mode == "train" else forward

@@ -25,8 +25,9 @@ def import_pyplot():
     return plt
 
 
-def _label(dtype, mode, B, T, I, L, usual, frozen=False):
-    """'f32 B=16 train', plus T, I where they differ from the usual row's, and L > 1.
+def _label(dtype, mode, B, T, I, L, usual, frozen=False, D=1, P=0):
+    """'f32 B=16 train', plus T, I where they differ from the usual row's, L > 1,
+    'bidir' (D = 2, bidirectional) and P=.. (proj_size > 0).
 
     Stream rows are 'f32 stream', or 'f32 stream (frozen)' for the frozen call's series.
     """
@@ -37,6 +38,10 @@ def _label(dtype, mode, B, T, I, L, usual, frozen=False):
                   if value != usual[name]]
     if L > 1:
         parts.append(f"L={L}")
+    if D == 2:
+        parts.append("bidir")
+    if P:
+        parts.append(f"P={P}")
     return " ".join(parts)
 
 
@@ -59,7 +64,8 @@ def speedup_series(rows, threads=1):
     series = {}
     for r in rows:
         panel = "train" if r["mode"] == "train" else "infer"
-        label = _label(r["dtype"], r["mode"], r["B"], r["T"], r["I"], r["L"], usual)
+        label = _label(r["dtype"], r["mode"], r["B"], r["T"], r["I"], r["L"], usual,
+                       D=r.get("D", 1), P=r.get("P", 0))
         speedup = r["torch"]["median"] / r["lstm_c"]["median"]
         series.setdefault((panel, label), []).append((r["H"], speedup))
         if r["mode"] == "stream" and r.get("torch_cell"):

@@ -48,14 +48,18 @@ def format_table(rows):
     """Markdown table of the timed rows.
 
     Columns that no row fills are left out: the NumPy reference (when not
-    timed), and lstm-c frozen and torch's LSTMCell (only streaming rows have
-    them), with their ratios.
+    timed), lstm-c frozen and torch's LSTMCell (only streaming rows have
+    them), with their ratios, and D (directions) and P (proj_size), shown
+    only when a row is bidirectional or projected.
     """
     has_ref = any(r.get("reference") for r in rows)
     has_stream = any(r["mode"] == "stream" for r in rows)
+    has_variant = any(r.get("D", 1) != 1 or r.get("P", 0) for r in rows)
     cols = [("mode", lambda r: r["mode"]), ("dtype", lambda r: r["dtype"]),
-            *[(k, (lambda k: lambda r: r[k])(k)) for k in ("T", "B", "I", "H", "L")],
-            ("threads", lambda r: r["threads"]),
+            *[(k, (lambda k: lambda r: r[k])(k)) for k in ("T", "B", "I", "H", "L")]]
+    if has_variant:   # bidirectional (D = 2) and proj_size (P) rows: lstm-c bench --help
+        cols += [("D", lambda r: r.get("D", 1)), ("P", lambda r: r.get("P", 0))]
+    cols += [("threads", lambda r: r["threads"]),
             ("lstm-c", lambda r: format_time(r["lstm_c"], r["mode"]))]
     if has_stream:
         cols.append(("lstm-c frozen", lambda r: format_time(r.get("lstm_c_frozen"), r["mode"])))
@@ -167,7 +171,9 @@ def markdown(rows, info, command, notes, peaks, torch, resolved=None, memory_tab
                 "BLAS calls alone (see `lstm-c bench --help`). `lstm-c frozen` (stream rows) is "
                 "the same step on `m.freeze()`: the weights packed once, not on every call. "
                 "GFLOP/s count GEMM FLOPs only "
-                "(forward 2·T·B·4H·(I+H) per layer, training 3x).", "",
+                "(forward 2·T·B·4H·(I+H) per layer, training 3x"
+                + ("; rows with D = 2 or P > 0: see the notes below" if any(
+                    r.get("D", 1) != 1 or r.get("P", 0) for r in rows) else "") + ").", "",
                 format_table(rows), ""]
     if memory_table:
         out += [memory_table, ""]
