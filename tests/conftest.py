@@ -6,13 +6,29 @@ the worst per (comparison, dtype); those are printed in the terminal summary of
 every run, e.g.::
 
     engine vs reference   float64  3.1e-15  (test_forward_training[...] hs)
+
+Hypothesis tests (tests/test_properties.py) have the cases they ran counted,
+per property (test), and the summary ends with the total, e.g.::
+
+    hypothesis: 2400 cases over 12 properties
+
+The checkpoint fuzzing (tests/test_checkpoint_fuzz.py) counts its inputs per
+mutation family with the ``record_fuzz`` fixture, and what each loader did with
+them (loaded or refused); the summary lists them and the total.
 """
+
+import functools
 
 import numpy as np
 import pytest
 
 # (comparison, dtype name) -> (worst relative error, where)
 _WORST = {}
+# hypothesis property (test name) -> cases run; the test running now
+_CASES = {}
+_CURRENT = [None]
+# checkpoint fuzzing: mutation family -> {"input" or (loader, "loaded"/"refused"): count}
+_FUZZ = {}
 
 
 def rel_err(a, b):
@@ -46,9 +62,62 @@ def record_error(request):
     return record
 
 
-def pytest_terminal_summary(terminalreporter):
-    if not _WORST:
+@pytest.fixture(scope="session")
+def record_fuzz():
+    """record(family, loader, outcome): count one fuzz input (loader None, outcome "input")
+    or what one loader did with it ("loaded", "refused"), for the terminal summary."""
+
+    def record(family, loader, outcome):
+        counts = _FUZZ.setdefault(family, {})
+        key = outcome if loader is None else (loader, outcome)
+        counts[key] = counts.get(key, 0) + 1
+
+    return record
+
+
+def _fuzz_summary(terminalreporter):
+    if not _FUZZ:
         return
-    terminalreporter.section("worst relative errors per dtype")
-    for (comparison, dtype), (err, where) in sorted(_WORST.items()):
-        terminalreporter.write_line(f"{comparison:<32} {dtype:<8} {err:9.2e}  ({where})")
+    terminalreporter.section("checkpoint fuzzing: inputs per mutation family")
+    loaders = sorted({k[0] for c in _FUZZ.values() for k in c if isinstance(k, tuple)})
+    for family, c in sorted(_FUZZ.items()):
+        outcomes = "  ".join(f"{name} {c.get((name, 'loaded'), 0)} loaded/"
+                             f"{c.get((name, 'refused'), 0)} refused" for name in loaders)
+        terminalreporter.write_line(f"{family:<28} {c.get('input', 0):6d} inputs  {outcomes}")
+    terminalreporter.write_line(f"checkpoint fuzzing: {sum(c.get('input', 0) for c in _FUZZ.values())}"
+                                f" inputs over {len(_FUZZ)} families")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Count the cases of a hypothesis test: wrap the function hypothesis calls per case."""
+    handle = getattr(getattr(item, "obj", None), "hypothesis", None)
+    if handle is not None and not getattr(handle.inner_test, "_counts_cases", False):
+        inner = handle.inner_test
+
+        @functools.wraps(inner)
+        def counted(*args, **kwargs):
+            _CASES[_CURRENT[0]] = _CASES.get(_CURRENT[0], 0) + 1
+            return inner(*args, **kwargs)
+
+        counted._counts_cases = True
+        handle.inner_test = counted  # hypothesis reads it anew on every run
+    _CURRENT[0] = item.name
+    try:
+        yield
+    finally:
+        _CURRENT[0] = None
+
+
+def pytest_terminal_summary(terminalreporter):
+    _fuzz_summary(terminalreporter)
+    if _WORST:
+        terminalreporter.section("worst relative errors per dtype")
+        for (comparison, dtype), (err, where) in sorted(_WORST.items()):
+            terminalreporter.write_line(f"{comparison:<32} {dtype:<8} {err:9.2e}  ({where})")
+    if _CASES:
+        terminalreporter.section("hypothesis cases per property")
+        for name, n in sorted(_CASES.items()):
+            terminalreporter.write_line(f"{name:<56} {n:6d}")
+        terminalreporter.write_line(f"hypothesis: {sum(_CASES.values())} cases over "
+                                    f"{len(_CASES)} properties")

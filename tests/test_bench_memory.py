@@ -107,3 +107,30 @@ def test_bench_mode_memory_prints_the_table(capsys, tmp_path):
     assert cells[9] == f"{saved / 1e6:.1f}"
     assert "| mode |" not in out                             # no timed rows: no timing table
     assert "peak resident growth" in md.read_text()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("proj_size", [0, 2])
+@pytest.mark.parametrize("peephole", [False, True])
+@pytest.mark.parametrize("lengths", [False, True])
+@pytest.mark.parametrize("T, B, I, H, L, dropout, recurrent_dropout",
+                         [(5, 3, 4, 6, 1, 0.0, 0.0), (4, 2, 3, 5, 3, 0.5, 0.0),
+                          (3, 4, 2, 4, 2, 0.0, 0.3)])
+def test_saved_bytes_with_the_options(T, B, I, H, L, dropout, recurrent_dropout, lengths,
+                                      peephole, proj_size, bidirectional, dtype):
+    m = lstm_c.LSTM(I, H, num_layers=L, dropout=dropout, bidirectional=bidirectional,
+                    proj_size=proj_size, peephole=peephole,
+                    recurrent_dropout=recurrent_dropout, dtype=dtype, seed=0)
+    x = np.random.default_rng(0).standard_normal((T, B, I))
+    lens = np.array([T - 1, T, 1, 2][:B]) if lengths else None   # rows out of order: sorted copy
+    y, _ = m.forward(x, lengths=lens, grad=True)
+    assert held_bytes(m) == bench_memory.saved_bytes(
+        T, B, I, H, L, dtype, dropout=dropout > 0 and L > 1, bidirectional=bidirectional,
+        proj_size=proj_size, recurrent_dropout=recurrent_dropout > 0)
+    m.backward(np.ones_like(y))
+    parts = bench_memory.backward_bytes(T, B, I, H, L, dtype, bidirectional=bidirectional,
+                                        proj_size=proj_size, peephole=peephole)
+    assert parts["dgates"] == sum(b.nbytes for k, b in m._workspace._buffers.items()
+                                  if k[0] == "dgates")
+    assert parts["grads"] == sum(g.nbytes for g in m.grads.values())

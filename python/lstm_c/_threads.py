@@ -14,21 +14,32 @@ the engine's own threads (a B=16, H=256 training step: 58.8 ms on one thread,
 60.5 with both kinds of threads at 2, 49.3 with the engine's alone at 2).
 After each call the caller's setting is put back, so the caller's own SciPy
 calls are left as they were.
+
+Both settings are process-global, not per Python thread: ``set_num_threads``
+sets one number that every thread's calls read, and the BLAS library has one
+thread count. When several Python threads are inside engine calls at once,
+the first to enter sets the engine's BLAS to one thread and the last to leave
+puts the caller's setting back (a count under a lock), so one thread leaving
+never sets it back under another still inside.
 """
 
 import ctypes
+import threading
 
 from lstm_c import _validate as check
 
 _num_threads = 1
 _controllers = None
-_engine_calls = None
+MAX_THREADS = 256  # the engine's limit (MAX_THREADS in _lstm.pyx)
 
 
 def set_num_threads(n):
-    """Set how many threads lstm-c's engine splits its work over (default 1)."""
+    """Set how many threads lstm-c's engine splits its work over (default 1, at most 256)."""
     global _num_threads
-    _num_threads = check.positive_int("threads", n)
+    n = check.positive_int("threads", n)
+    if n > MAX_THREADS:  # refused here, not at the next engine call
+        raise ValueError(f"threads must be at most {MAX_THREADS}, got {n}")
+    _num_threads = n
 
 
 def get_num_threads():
@@ -109,12 +120,54 @@ def _threads_of(controllers, n):
     return _ThreadsOf(_calls_of(controllers), n)
 
 
+class _EngineThreads:
+    """engine_threads()'s context (one, process-wide): the BLAS at one thread
+    while any thread is inside an engine call; the caller's setting back when
+    the last one leaves."""
+
+    __slots__ = ("_lock", "_inside", "_changed", "calls")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._inside = 0      # threads (or nested calls) inside engine calls now
+        self._changed = ()    # (set, old) to put back when the last one leaves
+        self.calls = None     # the engine BLAS's (get, set), found on first use
+
+    def __enter__(self):
+        with self._lock:
+            if self._inside == 0:
+                changed = []
+                for get, set_ in self.calls:
+                    old = get()
+                    if old != 1:
+                        set_(1)
+                        changed.append((set_, old))
+                self._changed = changed
+            self._inside += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                for set_, old in self._changed:
+                    set_(old)
+                self._changed = ()
+        return False
+
+
+_ENGINE_THREADS = _EngineThreads()
+
+
 def engine_threads():
-    """Run the block with the engine's BLAS at one thread (the engine splits its own work)."""
-    global _engine_calls
-    if _engine_calls is None:
-        _engine_calls = _calls_of(_engine_blas())
-    return _ThreadsOf(_engine_calls, 1)
+    """Run the block with the engine's BLAS at one thread (the engine splits its own work).
+
+    Safe with several Python threads: the caller's setting comes back when the
+    last of them leaves.
+    """
+    if _ENGINE_THREADS.calls is None:
+        _ENGINE_THREADS.calls = _calls_of(_engine_blas())
+    return _ENGINE_THREADS
 
 
 def other_blas_single_threaded():

@@ -40,24 +40,34 @@ CHILD_TIMEOUT_S = 600
 
 # --------------------------------------------------------------------------- formula
 
-def saved_bytes(T, B, I, H, L, dtype, dropout=False):
+def saved_bytes(T, B, I, H, L, dtype, dropout=False, *, bidirectional=False, proj_size=0,
+                recurrent_dropout=False):
     """Bytes lstm-c's ``LSTM.forward(x, hx, grad=True)`` keeps for ``backward``.
 
-    Per layer, the engine's forward keeps (``layers._layer_forward``):
+    With D directions (2 when bidirectional) and P = proj_size (H without a
+    projection), per layer and direction the engine's forward keeps
+    (``layers._layer_forward``):
 
-    - ``hs``: (T + 1, B, H), h_0 .. h_T (its last T steps are the layer's output y);
+    - ``hs``: (T + 1, B, P), h_0 .. h_T (its last T steps are the layer's output y);
     - ``cs``: (T + 1, B, H), c_0 .. c_T;
     - ``acts``: (T, B, 4H), the gate activations;
     - ``tanh_c``: (T, B, H);
+    - with a projection, ``ms``: (T, B, H), m_t = o * tanh(c_t) before it;
+    - with recurrent dropout (training mode), its (B, P) mask;
 
-    plus the layer's input: for layer 0 the (T, B, I) x, which ``forward``
+    plus the layers' inputs: for layer 0 the (T, B, I) x, which ``forward``
     copies when it is the caller's own array (a later in-place change must not
-    reach backward); for the layers above, the output ``hs[1:]`` of the layer
-    below, a view that costs nothing. With dropout (training mode, ``dropout >
-    0``) every layer but the last also keeps its (T, B, H) mask, and the layer
-    above keeps its own input ``y * mask``, another (T, B, H) array.
+    reach backward; with ``lengths`` the rows' sorted copy takes its place);
+    for the layers above, one direction: the output ``hs[1:]`` of the layer
+    below, a view that costs nothing; two: both directions' outputs
+    concatenated, a new (T, B, 2P) array. The reverse direction of every
+    layer also keeps its input reversed in time: (T, B, I) for layer 0,
+    (T, B, 2P) above. With dropout (training mode, ``dropout > 0``) every
+    layer but the last also keeps its (T, B, D*P) mask, and the layer above
+    its own input ``y * mask`` (T, B, D*P) in place of y.
 
-    Small arrays (h_n, c_n: L * B * H numbers) are not counted.
+    Peephole weights and ``lengths`` add nothing of size T. Small arrays
+    (h_n, c_n: L * D * B * H numbers) are not counted.
 
     Parameters
     ----------
@@ -66,42 +76,64 @@ def saved_bytes(T, B, I, H, L, dtype, dropout=False):
     dtype : float32 or float64 (anything ``np.dtype`` takes)
     dropout : bool
         Whether dropout is active (a model in training mode with dropout > 0).
+    bidirectional : bool
+    proj_size : int
+        0: no projection.
+    recurrent_dropout : bool
+        Whether recurrent dropout is active (training mode, recurrent_dropout > 0).
 
     Returns
     -------
     int, bytes
     """
-    per_layer = 2 * (T + 1) * B * H + T * B * 4 * H + T * B * H
-    numbers = L * per_layer + T * B * I
+    D = 2 if bidirectional else 1
+    P = proj_size or H
+    per_unit = (T + 1) * B * P + (T + 1) * B * H + T * B * 4 * H + T * B * H
+    if proj_size:
+        per_unit += T * B * H
+    if recurrent_dropout:
+        per_unit += B * P
+    numbers = L * D * per_unit + D * T * B * I
+    above = (L - 1) * T * B * D * P       # one (T, B, D*P) array per layer above the first
+    if D == 2:
+        numbers += 2 * above              # the concatenated input and its reversed copy
     if dropout:
-        numbers += (L - 1) * 2 * T * B * H
+        numbers += above * (2 if D == 1 else 1)   # the mask, and y * mask in place of a view
     return numbers * np.dtype(dtype).itemsize
 
 
-def backward_bytes(T, B, I, H, L, dtype, dropout=False):
+def backward_bytes(T, B, I, H, L, dtype, dropout=False, *, bidirectional=False, proj_size=0,
+                   peephole=False):
     """Peak bytes lstm-c's ``backward`` adds to what forward kept, by part.
 
     Returns a dict of bytes:
 
-    - ``dgates``: the (T, B, 4H) workspace of gate gradients, one per layer,
-      kept between calls (``layers._layer_backward``);
+    - ``dgates``: the (T, B, 4H) workspace of gate gradients, one per layer
+      and direction, kept between calls (``layers._layer_backward``);
     - ``dx``: the input gradients alive at once. Layer k returns its own dx
       ((T, B, I) for layer 0, (T, B, H) above) while the (T, B, H) gradient
       from the layer above is still held (with dropout, also that gradient
-      times the mask); the largest such sum over the layers;
-    - ``grads``: the parameter gradients (4H * (I + H) + 8H per layer, the size
-      of the parameters). lstm-c allocates them when the model is made, but
-      the pages are first written by the first backward.
+      times the mask); the largest such sum over the layers. Counted for one
+      direction without a projection (bidirectional and projected layers
+      hold a few more (T, B, P) copies, reversed and sliced);
+    - ``grads``: the parameter gradients (the size of the parameters: per
+      layer and direction 4H * (input + P) + 8H, plus P * H with a
+      projection and 3H with peepholes). lstm-c allocates them when the model
+      is made, but the pages are first written by the first backward.
 
     The engine's own scratch (a packed copy of W_hh per call when B > 1, a few
     rows of gate scratch) and the BLAS library's buffers are not counted.
     """
     size = np.dtype(dtype).itemsize
+    D = 2 if bidirectional else 1
+    P = proj_size or H
     tbh, carried = T * B * H, T * B * H * (2 if dropout else 1)
     alive = [T * B * (H if L > 1 else I)]                # the top layer: dy is the caller's
     alive += [carried + T * B * (I if k == 0 else H) for k in range(L - 1)]
-    params = sum(4 * H * ((I if k == 0 else H) + H) + 8 * H for k in range(L))
-    return {"dgates": L * 4 * tbh * size, "dx": max(alive) * size, "grads": params * size}
+    unit = [4 * H * ((I if k == 0 else D * P) + P) + 8 * H
+            + (P * H if proj_size else 0) + (3 * H if peephole else 0) for k in range(L)]
+    return {"dgates": L * D * 4 * tbh * size, "dx": max(alive) * size,
+            "grads": D * sum(unit) * size}
 
 
 # --------------------------------------------------------------------------- measuring (child)

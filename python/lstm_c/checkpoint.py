@@ -16,6 +16,13 @@ a newer format version, NaN/inf in an array, and files that are symlinks or
 not regular files (a checkpoint holds its own files; following a link could
 read anything, e.g. a device that never ends).
 
+Memory and time stay bounded by what config.json declares, whoever wrote the
+files: a weights.npz larger than its arrays need is refused before it is read
+(so hashing a huge sparse file cannot take hours), every zip member must be
+stored, not compressed (as `save` writes them; a compressed member could
+expand without bound, a zip bomb), and each array's .npy header must agree
+with config.json and with its member's size before any array is allocated.
+
 Saving is atomic (see `save`): at every moment ``run_dir/name`` is either the
 complete previous checkpoint or the complete new one, except in one window
 between two renames where only ``run_dir/.name~old`` (the complete previous
@@ -23,6 +30,7 @@ one) exists; `load` reads that copy then, and the next `save` puts it back
 first. Not safe for two processes saving the same name at once.
 """
 
+import collections
 import errno
 import hashlib
 import json
@@ -39,7 +47,7 @@ import numpy as np
 
 from lstm_c import _validate as check
 
-__all__ = ["save", "load", "list_checkpoints", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "list_checkpoints", "recover", "FORMAT", "VERSION"]
 
 FORMAT = "lstm-c checkpoint"
 VERSION = 1
@@ -51,8 +59,13 @@ RESERVED = ("format", "version", "weights")  # config.json keys that meta cannot
 # ".{name}~tmp-*" and ".{name}~old" of one checkpoint never match another's.
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z")
 _SHA_RE = re.compile(r"[0-9a-f]{64}\Z")
+_PLAIN_DTYPE_RE = re.compile(r"[<>|=][biufc]([0-9]{1,2})\Z")  # dtype.str of what save writes
 _ARRAY_KINDS = "biufc"  # bool, int, uint, float, complex: no objects, strings, records
 _MAX_CONFIG_BYTES = 64 << 20
+# Bytes a weights.npz may hold per array beyond its data: the .npy header
+# (numpy reads at most 10,000 bytes of it), zip local and central headers with
+# their zip64 extras, plus the member name twice (in _npz_size_limit).
+_MEMBER_OVERHEAD = 16 << 10
 _HASH_CHUNK = 1 << 20
 
 
@@ -204,8 +217,11 @@ def _open_regular(path):
     return f
 
 
-def _recover(run_dir, name):
-    """Tidy what an interrupted save left: put back a lone .name~old, remove the rest."""
+def recover(run_dir, name):
+    """Tidy what an interrupted save of run_dir/name left: put back a lone .name~old, remove
+    the rest (stale .name~old, .name~tmp-* directories). `save` does this first; a process
+    that owns run_dir can call it at start-up so that a name it may never save again (a
+    killed run's "best") does not keep its leftovers."""
     final = os.path.join(run_dir, name)
     old = os.path.join(run_dir, _old_name(name))
     if os.path.isdir(old) and not os.path.islink(old):
@@ -276,7 +292,7 @@ def save(run_dir, name, arrays, meta=None):
     os.makedirs(run_dir, exist_ok=True)
     final = os.path.join(run_dir, name)
     old = os.path.join(run_dir, _old_name(name))
-    _recover(run_dir, name)
+    recover(run_dir, name)
     _check_replaceable(final)
 
     # The sequence (crash at any point leaves a loadable checkpoint):
@@ -295,7 +311,7 @@ def save(run_dir, name, arrays, meta=None):
     #  4. Remove .name~old (a crash before this: the next save removes it).
     # An exception in 2 or 3 puts the old checkpoint back and removes tmp.
     tmp = tempfile.mkdtemp(prefix=_tmp_prefix(name), dir=run_dir)
-    moved_old = False
+    moved_old, had_old = False, os.path.lexists(final)
     try:
         npz_path = os.path.join(tmp, WEIGHTS)
         _write_npz(npz_path, arrays)
@@ -312,13 +328,17 @@ def save(run_dir, name, arrays, meta=None):
             os.replace(final, old)
             moved_old = True
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         if moved_old and not os.path.lexists(final):
             try:
                 os.replace(old, final)
             except OSError:
                 pass  # .name~old stays; load reads it and the next save renames it back
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # e.g. a full disk: say what failed and what is left
+            msg = (f"cannot save checkpoint {final} ({e.strerror or e})"
+                   + ("; the previous checkpoint is intact" if had_old else ""))
+            raise (OSError(e.errno, msg) if e.errno is not None else OSError(msg)) from e
         raise
     _fsync_dir(run_dir)
     if moved_old:
@@ -334,13 +354,23 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON syntax, but no finite number
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _read_config(cfg_path):
     with _open_regular(cfg_path) as f:
-        raw = f.read(_MAX_CONFIG_BYTES + 1)
-    if len(raw) > _MAX_CONFIG_BYTES:
+        # read(n) allocates n bytes up front: ask for what the file holds, not for the cap
+        size = os.fstat(f.fileno()).st_size
+        raw = f.read(size + 1) if size <= _MAX_CONFIG_BYTES else b""
+    if size > _MAX_CONFIG_BYTES or len(raw) > _MAX_CONFIG_BYTES:
         raise _bad(cfg_path, f"larger than {_MAX_CONFIG_BYTES >> 20} MiB; not a checkpoint config")
     try:
-        config = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        config = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                            parse_float=_finite_float)
     except UnicodeDecodeError as e:
         raise _bad(cfg_path, f"invalid JSON: not UTF-8 at byte {e.start}") from None
     except (ValueError, RecursionError) as e:
@@ -370,6 +400,65 @@ def _read_config(cfg_path):
         raise _bad(cfg_path, "\"weights\" must be {\"file\": \"weights.npz\", \"sha256\": <hex>, "
                              "\"arrays\": {name: {\"dtype\", \"shape\"}}}")
     return config
+
+
+def _nbytes(info):
+    """Data bytes of an array config.json declares (0 for a dtype `save` never writes:
+    such an array is refused once its header is read)."""
+    m = _PLAIN_DTYPE_RE.match(info["dtype"])
+    return math.prod(info["shape"]) * int(m.group(1)) if m else 0
+
+
+def _npz_size_limit(expected):
+    """The most bytes a weights.npz holding the declared arrays can take (as `save` writes it)."""
+    return 1024 + sum(_nbytes(info) + _MEMBER_OVERHEAD + 2 * len(key.encode("utf-8", "replace"))
+                      for key, info in expected.items())
+
+
+def _check_members(npz_path, npz, size):
+    """Refuse, before reading any array, members that could expand beyond the file."""
+    infos = npz.zip.infolist()
+    if len(set(npz.files)) != len(npz.files):
+        dup = sorted(k for k, n in collections.Counter(npz.files).items() if n > 1)
+        raise _bad(npz_path, f"the archive holds an array more than once: {dup[:5]}")
+    for i in infos:
+        if i.compress_type != zipfile.ZIP_STORED or i.compress_size != i.file_size:
+            raise _bad(npz_path, f"member {i.filename!r} is compressed (method "
+                                 f"{i.compress_type}); lstm-c stores arrays uncompressed, and a "
+                                 f"compressed member could expand without bound (a zip bomb)")
+    claimed = sum(i.file_size for i in infos)
+    if claimed > size:
+        raise _bad(npz_path, f"its members claim {claimed} bytes, more than the file's {size}")
+
+
+def _check_header(npz_path, npz, key, info):
+    """Read array `key`'s .npy header only; refuse it unless it agrees with config.json
+    (dtype, shape) and with the size of its member, so reading allocates nothing unexpected."""
+    try:
+        member = npz.zip.getinfo(key + ".npy")  # as save names it (np.load strips ".npy")
+    except KeyError:
+        member = npz.zip.getinfo(key)
+    try:
+        with npz.zip.open(member) as m:
+            version = np.lib.format.read_magic(m)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f".npy format version {version} (lstm-c writes 1.0 or 2.0)")
+            shape, _, dtype = read_header(m)
+            offset = m.tell()
+    except Exception as e:  # noqa: BLE001  not .npy, bad header, bad zip entry, ...
+        raise _bad(npz_path, f"array {key!r} cannot be read: {type(e).__name__}: {e}") from None
+    if dtype.str != info["dtype"] or list(shape) != info["shape"]:
+        raise _bad(npz_path, f"array {key!r} is {dtype.str} {list(shape)}, "
+                             f"{CONFIG} says {info['dtype']} {info['shape']}")
+    if dtype.kind not in _ARRAY_KINDS:
+        raise _bad(npz_path, f"array {key!r} cannot be read: dtype {dtype} is not plain numbers "
+                             f"(pickled objects are never loaded)")
+    if offset + math.prod(shape) * dtype.itemsize != member.file_size:
+        raise _bad(npz_path, f"array {key!r}: its header declares {math.prod(shape)} x "
+                             f"{dtype.itemsize} bytes of data after {offset} bytes of header, "
+                             f"but its member holds {member.file_size} bytes")
 
 
 def load(run_dir, name):
@@ -408,6 +497,11 @@ def load(run_dir, name):
 
     npz_path = os.path.join(path, WEIGHTS)
     with _open_regular(npz_path) as f:
+        size = os.fstat(f.fileno()).st_size
+        limit = _npz_size_limit(expected)
+        if size > limit:
+            raise _bad(npz_path, f"{size} bytes, more than the arrays its {CONFIG} declares can "
+                                 f"take ({limit}); not reading it")
         if _sha256_fileobj(f) != config["weights"]["sha256"]:
             raise _bad(npz_path, f"does not match its {CONFIG} (sha256 differs): the file is "
                                  f"corrupt, truncated or from another save")
@@ -420,13 +514,15 @@ def load(run_dir, name):
             raise _bad(npz_path, "not an npz archive (a single .npy array)")
         arrays = {}
         with npz:
-            files = list(npz.files)
+            _check_members(npz_path, npz, size)
+            files = set(npz.files)
             missing = [k for k in expected if k not in files]
-            extra = [k for k in files if k not in expected]
+            extra = [k for k in npz.files if k not in expected]
             if missing or extra:
                 raise _bad(npz_path, f"arrays differ from {CONFIG}: missing {missing}, "
                                      f"unexpected {extra}")
             for key in expected:
+                _check_header(npz_path, npz, key, expected[key])
                 try:
                     arrays[key] = npz[key]
                 except Exception as e:  # pickled objects, bad header, CRC, EOF, ...

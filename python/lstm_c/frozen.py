@@ -9,6 +9,8 @@ steps in one call into the engine. This is torch.jit.freeze's idea: the frozen
 copy does not see later changes to the model's weights; freeze again for those.
 """
 
+import threading
+
 import numpy as np
 
 from lstm_c import _lstm
@@ -20,6 +22,12 @@ class FrozenLSTM:
     Made by ``LSTM.freeze()``. Calls take and return what
     ``LSTM.forward(x, hx, grad=False)`` does, with the same numbers (to float
     rounding: the packed kernels sum in another order than BLAS).
+
+    One FrozenLSTM may be shared between threads: its packed weights are
+    read-only and each call allocates its own scratch, so calls run at once
+    (the engine releases the GIL). Models without packed kernels (bidirectional,
+    projection, peepholes, the NumPy backend) run through a private copy of the
+    LSTM, whose calls are serialised by a lock.
 
     Examples
     --------
@@ -40,10 +48,11 @@ class FrozenLSTM:
         params = lstm.parameters()
         self._packed = None
         self._copy = None
-        # Packed: one direction per layer, no projection, no peepholes (other
-        # models run through a copy).
+        # Packed: one direction per layer, no projection, no peepholes, at most
+        # the 64 layers a PackedLSTM holds (other models run through a copy).
         if (lstm.backend == "cython" and _lstm.packed_panel_units(self.dtype.name)
-                and not lstm.bidirectional and not lstm.proj_size and not lstm.peephole):
+                and not lstm.bidirectional and not lstm.proj_size and not lstm.peephole
+                and lstm.num_layers <= 64):
             self._packed = _lstm.PackedLSTM([params["weight_ih" + s] for s in suffixes],
                                             [params["weight_hh" + s] for s in suffixes],
                                             [lstm._bias(s) for s in suffixes])
@@ -56,6 +65,7 @@ class FrozenLSTM:
                                     bidirectional=lstm.bidirectional,
                                     proj_size=lstm.proj_size, peephole=lstm.peephole).eval()
             self._copy.load_state_dict(lstm.state_dict())
+            self._copy_lock = threading.Lock()  # the copy keeps workspaces: one call at a time
 
     @property
     def nbytes(self):
@@ -68,7 +78,8 @@ class FrozenLSTM:
     def forward(self, x, hx=None):
         """Run the sequence (inference); see ``LSTM.forward`` for shapes."""
         if self._copy is not None:
-            return self._copy.forward(x, hx, grad=False)
+            with self._copy_lock:
+                return self._copy.forward(x, hx, grad=False)
         x, h0, c0, unbatched = self._lstm._inputs(x, hx, grad=False)
         T, B, _ = x.shape
         # The engine updates h and c in place: copies, so the caller's hx stays.

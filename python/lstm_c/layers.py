@@ -9,6 +9,9 @@ the same functions and signatures.
 """
 
 import contextlib
+import functools
+import numbers
+import threading
 
 import numpy as np
 
@@ -23,6 +26,36 @@ def _engine(backend):
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {tuple(BACKENDS)}, got {backend!r}")
     return BACKENDS[backend]
+
+
+def _refuse(model):
+    name = type(model).__name__
+    shared = " (LSTM.freeze()'s FrozenLSTM may be shared)" if name == "LSTM" else ""
+    raise RuntimeError(
+        f"this {name} is in use by another thread: it keeps its last forward's state for "
+        f"backward, so it runs one call at a time; use one model per thread, or a lock "
+        f"around its calls{shared}")
+
+
+def _one_thread_at_a_time(method):
+    """Refuse a call while another thread is inside this model's forward or backward.
+
+    A model keeps the forward's saved state, its workspaces and its dropout
+    generator on itself, so two calls at once would silently corrupt each
+    other. The check is a non-blocking acquire of a re-entrant lock (the same
+    thread may nest calls, as trace() does). The forwards, the calls made per
+    step, do the same inline: this wrapper's *args, **kwargs cost about 0.5 us more.
+    """
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        in_use = self._in_use
+        if not in_use.acquire(False):
+            _refuse(self)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            in_use.release()
+    return guarded
 
 
 class Workspace:
@@ -58,14 +91,24 @@ class _Recurrent:
             bias, dtype = True, bias
         self.input_size = check.positive_int("input_size", input_size)
         self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        # Sizes the engine's BLAS cannot take are refused here, not at the first call.
+        if self.input_size > check.INT_MAX:
+            raise ValueError(f"input_size must be at most {check.INT_MAX} (a BLAS dimension), "
+                             f"got {self.input_size}")
+        if 4 * self.hidden_size > check.INT_MAX:
+            raise ValueError(f"hidden_size must be at most {check.INT_MAX // 4} (4 * hidden_size "
+                             f"is a BLAS dimension), got {self.hidden_size}")
         self.bias = check.flag("bias", bias)
         self.dtype = check.float_dtype(dtype)
         self._engine = _engine(backend)
         self.backend = backend
         # The reference runs NumPy's own BLAS, whose threads are the caller's business.
         self._threads = _threads.engine_threads if backend == "cython" else contextlib.nullcontext
-        if seed is not None and not isinstance(seed, (int, np.integer)):
+        if seed is not None and (isinstance(seed, (bool, np.bool_))
+                                 or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed}")
         self.seed = seed
         init_seq, dropout_seq = np.random.SeedSequence(seed).spawn(2)
         self._init_rng = np.random.default_rng(init_seq)
@@ -75,6 +118,7 @@ class _Recurrent:
         self.grads = {}
         self._saved = None
         self.training = True
+        self._in_use = threading.RLock()  # held by the thread inside forward or backward
 
     def _add_param(self, name, shape):
         self._params[name] = _init_uniform(self._init_rng, shape, self.hidden_size, self.dtype)
@@ -219,9 +263,9 @@ class _Recurrent:
                 out.append(value)  # the usual case, passed without building messages
                 continue
             label = "hc"[i]
-            arr = check.as_array(value, f"{name}[{i}] ({label})", self.dtype)
-            check.check_shape(f"{name} {label}", arr, shape, hint)
-            out.append(arr)
+            arr = check.real_array(value, f"{name}[{i}] ({label})", self.dtype)
+            check.check_shape(f"{name} {label}", arr, shape, hint)  # before any copy
+            out.append(np.asarray(arr, dtype=self.dtype, order="C"))
         return out
 
 
@@ -231,6 +275,9 @@ class LSTM(_Recurrent):
     Parameters
     ----------
     input_size, hidden_size : int
+        At most 2**31 - 1 and (2**31 - 1) // 4, the engine's BLAS limits
+        (ValueError); parameters and gradients that would not fit in this
+        machine's memory raise MemoryError before anything is allocated.
     num_layers : int, default 1
     bias : bool, default True
         Whether the layers have ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
@@ -241,7 +288,7 @@ class LSTM(_Recurrent):
     dtype : {np.float32, np.float64}
     backend : {"cython", "numpy"}
         The compiled engine, or the NumPy reference.
-    seed : int or None
+    seed : int >= 0 or None
         Seeds the initial weights and the dropout masks.
     bidirectional : bool, default False (keyword only)
         Each layer also runs the sequence backwards, with its own parameters
@@ -265,6 +312,18 @@ class LSTM(_Recurrent):
         unit_forget_bias do, so that cells remember from the start): it goes
         in ``bias_ih``'s forget part, ``bias_hh``'s is 0. None: torch's init.
 
+    Threads
+    -------
+    The engine releases the GIL, so separate models in separate threads run
+    at once, with the same bits as the same calls made one after another.
+    One model runs one call at a time: it keeps its last forward's state and
+    its workspaces on itself, so ``forward``, ``backward`` or ``trace`` called
+    while another thread is inside one of them raises ``RuntimeError`` at once
+    (nothing is changed). Use one model per thread, or a lock. Changing a model
+    (``load_state_dict``, ``zero_grad``, an optimizer step) while another thread
+    runs it is the caller's to prevent. ``freeze()``'s ``FrozenLSTM`` may be
+    shared between threads. ``lstm_c.set_num_threads`` is process-global.
+
     Examples
     --------
     >>> m = LSTM(10, 20, num_layers=2, seed=0)
@@ -280,13 +339,13 @@ class LSTM(_Recurrent):
         self._setup(input_size, hidden_size, bias, dtype, backend, seed)
         self.num_layers = check.positive_int("num_layers", num_layers)
         self.batch_first = check.flag("batch_first", batch_first)
-        if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.floating)):
+        if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, numbers.Real):
             raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
         if (isinstance(recurrent_dropout, (bool, np.bool_))
-                or not isinstance(recurrent_dropout, (int, float, np.floating))):
+                or not isinstance(recurrent_dropout, numbers.Real)):
             raise TypeError(f"recurrent_dropout must be a float in [0, 1), got {recurrent_dropout!r}")
         if not 0.0 <= recurrent_dropout < 1.0:
             raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout}")
@@ -302,6 +361,13 @@ class LSTM(_Recurrent):
         self.proj_size = int(proj_size)
         H, D = self.hidden_size, self.num_directions
         P = self.proj_size or H
+        # Parameters and their gradients, counted before any is allocated.
+        per_unit = (4 * H * P + 8 * H * self.bias + P * H * bool(self.proj_size)
+                    + 3 * H * self.peephole)
+        count = D * (4 * H * self.input_size + (self.num_layers - 1) * 4 * H * D * P
+                     + self.num_layers * per_unit)
+        check.check_memory(f"the parameters and gradients of {self!r} (input_size="
+                           f"{self.input_size}, hidden_size={H})", 2 * count * self.dtype.itemsize)
         for k in range(self.num_layers):
             in_k = self.input_size if k == 0 else D * P
             for d in range(D):
@@ -321,10 +387,10 @@ class LSTM(_Recurrent):
         # The whole forget-gate bias starts at `value`: in bias_ih, with bias_hh's part 0.
         if value is None:
             return
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"forget_bias must be a number or None, got {value!r}")
-        if not np.isfinite(value):
-            raise ValueError(f"forget_bias must be finite, got {value}")
+        if not np.isfinite(value) or abs(value) > np.finfo(self.dtype).max:
+            raise ValueError(f"forget_bias must be finite in {self.dtype.name}, got {value}")
         if not self.bias:
             raise ValueError("forget_bias needs bias=True")
         H = self.hidden_size
@@ -353,18 +419,28 @@ class LSTM(_Recurrent):
         Parameters
         ----------
         x : array of shape (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched
+            Anything np.asarray takes (lists, torch tensors, any strides or
+            order). Ints, unsigned ints and float16 convert to the model's
+            dtype; bool, complex, object and strings raise TypeError. T = 0
+            or B = 0 raises ValueError, and so do T * B or B * 4 * hidden_size
+            above 2**31 - 1 (the engine's C int limits); a call that needs more
+            memory than the machine has raises MemoryError. Both are checked
+            before x is copied. NaN and inf are not checked: they propagate
+            as in torch.
         hx : pair (h0, c0) of arrays of shape (num_layers * num_directions, B, H), or
             (num_layers * num_directions, H) unbatched; zeros when None.
+            Converted as x is.
         grad : bool, default True
             Keep what ``backward`` needs; y is then read-only, since backward
             reads it (``y.copy()`` to change it). False is the inference path:
             it stores nothing and leaves the state of an earlier forward for
             backward alone.
         lengths : int array of shape (B,), optional
-            Each sequence's own length (<= T) in a zero-padded batch: it stops
-            there. Its outputs past the end are 0, its h_n and c_n are those of
-            its last step, and its gradients are those of running it alone (as
-            torch with a PackedSequence; see ``lstm_c.lengths``).
+            Each sequence's own length (<= T) in a padded batch: it stops
+            there, and what the padding holds (even NaN) does not matter. Its
+            outputs past the end are 0, its h_n and c_n are those of its last
+            step, and its gradients are those of running it alone (as torch
+            with a PackedSequence; see ``lstm_c.lengths``).
         mask : bool array shaped like x without its last axis, optional
             The same as lengths, Keras style: True on each sequence's steps,
             which must come first (padding at the end).
@@ -386,6 +462,15 @@ class LSTM(_Recurrent):
             (lengths), h and the gates are 0 and c keeps its last value. They
             are read-only when grad=True (backward reads them).
         """
+        in_use = self._in_use  # one thread at a time (see _one_thread_at_a_time)
+        if not in_use.acquire(False):
+            _refuse(self)
+        try:
+            return self._forward(x, hx, grad, lengths, mask, return_cells)
+        finally:
+            in_use.release()
+
+    def _forward(self, x, hx, grad, lengths, mask, return_cells):
         grad = check.flag("grad", grad)
         return_cells = check.flag("return_cells", return_cells)
         x, h0, c0, unbatched = self._inputs(x, hx, grad)
@@ -410,7 +495,7 @@ class LSTM(_Recurrent):
         T, B, _ = x.shape
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         if seq is not None:
-            x, h0, c0 = seq.sort(x, 1), seq.sort(h0, 1), seq.sort(c0, 1)
+            x, h0, c0 = seq.zero_padding(seq.sort(x, 1)), seq.sort(h0, 1), seq.sort(c0, 1)
         bs = seq.batch_sizes if seq is not None else None
         h_n = np.empty((LD, B, self.proj_size or H), self.dtype)
         c_n = np.empty((LD, B, H), self.dtype)
@@ -453,6 +538,7 @@ class LSTM(_Recurrent):
 
         return FrozenLSTM(self)
 
+    @_one_thread_at_a_time
     def trace(self, x, hx=None, *, lengths=None, mask=None):
         """``forward(x, hx, grad=False, return_cells=True)`` as inference (no dropout).
 
@@ -494,23 +580,36 @@ class LSTM(_Recurrent):
 
     def _inputs(self, x, hx, grad):
         """x as (T, B, I) in the model's dtype, h0 and c0 as (L*D, B, H), and whether x was 2-D."""
-        x = self._as_input(x, grad)
+        # The shape is checked on the caller's array, before x is copied, so
+        # that a huge (e.g. zero-stride) view is refused without being expanded.
+        x = check.real_array(x, "x", self.dtype)
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected a 3-D array (T, B, I) or (B, T, I) with batch_first, "
                              f"or 2-D (T, I) unbatched, got {x.ndim}-D shape {x.shape}")
         unbatched = x.ndim == 2
         if unbatched:
-            x = x[:, None, :]
-        elif self.batch_first:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))
-        T, B, I = x.shape
-        if I != self.input_size:
+            T, B = x.shape[0], 1
+        else:
+            T, B = (x.shape[1], x.shape[0]) if self.batch_first else (x.shape[0], x.shape[1])
+        if x.shape[-1] != self.input_size:
             raise ValueError(f"x: expected input size {self.input_size} in the last dimension, "
                              f"got shape {x.shape}")
         if T == 0 or B == 0:
             raise ValueError(f"x: expected at least one step and one sequence, got T={T}, B={B}")
+        if T * B > check.INT_MAX:
+            raise ValueError(f"x: expected at most {check.INT_MAX} steps of all sequences "
+                             f"(T * B, a BLAS dimension), got T={T}, B={B}")
+        check.check_gate_rows("x", B, self.hidden_size)
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         P = self.proj_size or H
+        # At least x's copy, and per layer and direction h and the gates of every step.
+        check.check_memory(f"a forward over x of shape {x.shape}",
+                           T * B * (self.input_size + LD * (P + 4 * H)) * self.dtype.itemsize)
+        x = self._as_input(x, grad)
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
         if hx is None:
             h0 = np.zeros((LD, B, P), self.dtype)
             c0 = np.zeros((LD, B, H), self.dtype)
@@ -523,6 +622,7 @@ class LSTM(_Recurrent):
             h0, c0 = h0.reshape(LD, B, P), c0.reshape(LD, B, H)
         return x, h0, c0, unbatched
 
+    @_one_thread_at_a_time
     def backward(self, dy, dhx=None):
         """Backpropagate through the last ``forward(..., grad=True)``.
 
@@ -550,8 +650,7 @@ class LSTM(_Recurrent):
         LD = self.num_layers * D
         y_shape = (T, D * P) if unbatched else ((B, T, D * P) if self.batch_first
                                                 else (T, B, D * P))
-        dy = check.as_array(dy, "dy", self.dtype)
-        check.check_shape("dy", dy, y_shape, " (the shape of the last forward's y)")
+        dy = check.as_array(dy, "dy", self.dtype, y_shape, " (the shape of the last forward's y)")
         if unbatched:
             dy = dy[:, None, :]
         elif self.batch_first:
@@ -625,6 +724,9 @@ class LSTMCell(_Recurrent):
                  backend="cython", seed=None):
         self._setup(input_size, hidden_size, bias, dtype, backend, seed)
         H = self.hidden_size
+        count = 4 * H * (self.input_size + H + 2 * self.bias)
+        check.check_memory(f"the parameters and gradients of {self!r} (input_size="
+                           f"{self.input_size}, hidden_size={H})", 2 * count * self.dtype.itemsize)
         self._add_param("weight_ih", (4 * H, self.input_size))
         self._add_param("weight_hh", (4 * H, H))
         if self.bias:
@@ -653,19 +755,32 @@ class LSTMCell(_Recurrent):
         -------
         (h, c) : arrays of shape (B, H) (unbatched: (H,))
         """
+        in_use = self._in_use  # one thread at a time (see _one_thread_at_a_time)
+        if not in_use.acquire(False):
+            _refuse(self)
+        try:
+            return self._forward(x, hx, grad)
+        finally:
+            in_use.release()
+
+    def _forward(self, x, hx, grad):
         grad = check.flag("grad", grad)
-        x = self._as_input(x, grad)
+        # Checked on the caller's array, before it is copied (see LSTM._inputs).
+        x = check.real_array(x, "x", self.dtype)
         if x.ndim not in (1, 2):
             raise ValueError(f"x: expected a 2-D array (B, I) or 1-D (I,) unbatched, "
                              f"got {x.ndim}-D shape {x.shape}")
         unbatched = x.ndim == 1
-        x = x.reshape(1, -1, self.input_size) if x.shape[-1] == self.input_size else x
-        if x.ndim != 3:
+        if x.shape[-1] != self.input_size:
             raise ValueError(f"x: expected input size {self.input_size} in the last dimension, "
                              f"got shape {x.shape}")
-        B, H = x.shape[1], self.hidden_size
+        B, H = 1 if unbatched else x.shape[0], self.hidden_size
         if B == 0:
             raise ValueError("x: expected at least one row, got B=0")
+        check.check_gate_rows("x", B, H)
+        check.check_memory(f"a step over x of shape {x.shape}",
+                           B * (self.input_size + 8 * H) * self.dtype.itemsize)
+        x = self._as_input(x, grad).reshape(1, B, self.input_size)
         if hx is None:
             h = np.zeros((B, H), self.dtype)
             c = np.zeros((B, H), self.dtype)
@@ -680,6 +795,7 @@ class LSTMCell(_Recurrent):
         h1, c1 = hs[1, :, :], cs[-1].copy()
         return (h1[0], c1[0]) if unbatched else (h1, c1)
 
+    @_one_thread_at_a_time
     def backward(self, dh, dc=None):
         """Backpropagate the last ``forward(..., grad=True)``; adds to ``self.grads``.
 
@@ -694,13 +810,11 @@ class LSTMCell(_Recurrent):
         x, state, unbatched = self._saved
         B, H = x.shape[1], self.hidden_size
         shape = (H,) if unbatched else (B, H)
-        dh = check.as_array(dh, "dh", self.dtype)
-        check.check_shape("dh", dh, shape, " (the shape of the last forward's h)")
+        dh = check.as_array(dh, "dh", self.dtype, shape, " (the shape of the last forward's h)")
         if dc is None:
             dc = np.zeros((B, H), self.dtype)
         else:
-            dc = check.as_array(dc, "dc", self.dtype)
-            check.check_shape("dc", dc, shape, " (the shape of the last forward's c)")
+            dc = check.as_array(dc, "dc", self.dtype, shape, " (the shape of the last forward's c)")
         with self._threads():
             dx, dh_prev, dc_prev = self._layer_backward(
                 0, x, state, dh.reshape(1, B, H), np.zeros((B, H), self.dtype),

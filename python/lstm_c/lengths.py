@@ -48,6 +48,16 @@ class Lengths:
         """a (T, B, .) in the engine's order, each sequence reversed within its length."""
         return np.ascontiguousarray(np.take_along_axis(a, self._reversed_steps[:, :, None], 0))
 
+    def zero_padding(self, a):
+        """a (T, B, .) in the engine's order, with each row's steps past its end set to 0 (a new array).
+
+        The engine never reads them but in backward's dW_ih, one GEMM over all
+        T*B rows, where their zero dgates times a NaN or inf padding would
+        still give NaN: padding must not matter, whatever it holds.
+        """
+        pad = np.arange(self.T)[:, None] >= self.sorted[None, :]
+        return np.where(pad[:, :, None], a.dtype.type(0), a) if pad.any() else a
+
     def last(self, hs):
         """h at each row's last step from hs (T+1, B, H), where hs[0] is h0."""
         return hs[self.sorted, np.arange(hs.shape[1])]

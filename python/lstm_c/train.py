@@ -160,6 +160,96 @@ def _unpack(arrays, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
+_SIZES = ("vocab_size", "hidden_size", "num_layers", "embed_size")
+_MODEL_KEYS = frozenset(_SIZES + ("dropout", "dtype", "seed", "backend"))
+
+
+def _shape(arr):
+    return None if arr is None else list(arr.shape)
+
+
+def _check_run(where, meta, arrays):
+    """A run checkpoint's vocabulary and model_config, checked against its weights.
+
+    Everything a loaded model allocates is sized by config.json; tying each
+    size to an array the checkpoint holds bounds that by the checkpoint's own
+    size, whoever wrote it. Anything else is a ValueError naming `where`.
+    """
+    def bad(problem):
+        return ValueError(f"{where}: {problem}")
+
+    try:
+        vocab = data.Vocab.from_json(meta.get("vocab"))
+    except ValueError as e:
+        raise bad(e) from None
+    mc = meta.get("model_config")
+    if not isinstance(mc, dict) or not set(_SIZES) <= set(mc) <= _MODEL_KEYS:
+        raise bad(f"\"model_config\" must be an object with the keys {list(_SIZES)} "
+                  f"(and optionally {sorted(_MODEL_KEYS - set(_SIZES))})")
+    V, H, L, E = (mc[k] for k in ("vocab_size", "hidden_size", "num_layers", "embed_size"))
+    emb, head = arrays.get("model:embed.weight"), arrays.get("model:head.weight")
+    layers = sum(1 for k in arrays if k.startswith("model:lstm.weight_ih_l"))
+    if emb is None or head is None or emb.shape != (V, E) or head.shape != (V, H) or layers != L:
+        raise bad(f"model_config (vocab_size {V!r}, hidden_size {H!r}, num_layers {L!r}, "
+                  f"embed_size {E!r}) does not match the weights (embed.weight {_shape(emb)}, "
+                  f"head.weight {_shape(head)}, {layers} LSTM layers)")
+    if V != vocab.size:
+        raise bad(f"the model's vocabulary size ({V!r}) does not match the saved vocabulary "
+                  f"({vocab.size})")
+    tc = meta.get("train_config")
+    if not isinstance(tc, dict):
+        raise bad("\"train_config\" must be an object")
+    for k in ("batch_size", "seq_len"):  # `lstm-c eval` reads these
+        try:
+            check.positive_int(f"train_config {k}", tc.get(k))
+        except (TypeError, ValueError) as e:
+            raise bad(e) from None
+    return vocab, mc
+
+
+def _finite(value, low=-math.inf):
+    """Whether value is a JSON number (not a bool), finite and >= low."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= low
+    except OverflowError:
+        return False
+
+
+def _check_resume(where, meta, cfg, mc, arrays):
+    """What the training loop reads from a checkpoint beyond the model: refused if not as saved."""
+    def bad(problem):
+        return ValueError(f"{where}: {problem}")
+
+    sizes = (cfg.hidden_size, cfg.num_layers, cfg.embed_size)
+    if sizes != (mc["hidden_size"], mc["num_layers"], mc["embed_size"]):
+        raise bad(f"train_config (hidden_size, num_layers, embed_size) {sizes} does not match "
+                  f"model_config's")
+    state, dtype = (cfg.num_layers, cfg.batch_size, cfg.hidden_size), np.dtype(cfg.dtype)
+    for k in ("state:h", "state:c"):
+        if k not in arrays or arrays[k].shape != state or arrays[k].dtype != dtype:
+            got = None if k not in arrays else f"{arrays[k].dtype} {_shape(arrays[k])}"
+            raise bad(f"array {k!r} is {got}, expected {dtype} {list(state)} "
+                      f"(num_layers, batch_size, hidden_size)")
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise bad(f"\"step\" must be an int >= 0, got {step!r}")
+    if not _finite(meta.get("elapsed"), 0):
+        raise bad(f"\"elapsed\" must be a number of seconds >= 0, got {meta.get('elapsed')!r}")
+    if "best_val" not in meta or meta["best_val"] is not None and not _finite(meta["best_val"]):
+        raise bad(f"\"best_val\" must be a number or null, got {meta.get('best_val')!r}")
+    history = meta.get("history")
+    if not isinstance(history, list) or not all(
+            isinstance(h, dict) and _finite(h.get("val_bpc")) for h in history):
+        raise bad("\"history\" must be a list of objects with a number \"val_bpc\"")
+    if not isinstance(meta.get("data_path"), str) or not meta["data_path"]:
+        raise bad(f"\"data_path\" must be a non-empty string, got {meta.get('data_path')!r}")
+    for k in ("optim", "batches", "rng"):
+        if not isinstance(meta.get(k), dict):
+            raise bad(f"\"{k}\" must be an object, got {type(meta.get(k)).__name__}")
+
+
 class _Run:
     """One training run: the model, its optimizer, the data and where they are."""
 
@@ -167,20 +257,42 @@ class _Run:
         self.run_dir, self.log = run_dir, log
         saved = None
         if resume:
+            if os.path.isdir(run_dir):  # what a killed run left mid-save: back in order first
+                for name in ("last", "best"):
+                    checkpoint.recover(run_dir, name)
             arrays, meta = checkpoint.load(run_dir, "last")
             if meta.get("kind") != "lstm-c char-lm run":
                 raise ValueError(f"{run_dir}/last: not a char-LM training checkpoint")
-            # Runs saved before there was a choice of schedule used char-rnn's.
-            saved_cfg = TrainConfig.from_json({"lr_schedule": "epoch", **meta["train_config"]})
-            # Only the stopping rules may change on resume; everything else is the run's own.
-            for name in ("epochs", "max_steps", "time_budget"):
-                if getattr(cfg, name) is not None:
-                    setattr(saved_cfg, name, getattr(cfg, name))
+            where = os.path.join(run_dir, "last", checkpoint.CONFIG)
+            _, mc = _check_run(where, meta, arrays)
+            try:
+                # Runs saved before there was a choice of schedule used char-rnn's.
+                saved_cfg = TrainConfig.from_json({"lr_schedule": "epoch",
+                                                   **meta["train_config"]})
+                # Only the stopping rules may change on resume; everything else is the run's own.
+                for name in ("epochs", "max_steps", "time_budget"):
+                    if getattr(cfg, name) is not None:
+                        setattr(saved_cfg, name, getattr(cfg, name))
+                saved_cfg.check()
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: train_config: {e}") from None
             cfg = saved_cfg
+            _check_resume(where, meta, cfg, mc, arrays)
             data_path = data_path or meta["data_path"]
-            saved = (arrays, meta)
+            saved = (arrays, meta, where)
         cfg.check()
         self.cfg, self.data_path = cfg, data_path
+        try:
+            self._build(saved)
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            if not saved:
+                raise
+            # what the checks in _check_resume leave to the parts themselves (the text,
+            # the optimizer's settings, the generators' states) refuses as they do
+            raise ValueError(f"{saved[2]}: cannot resume from it: {e}") from None
+
+    def _build(self, saved):
+        cfg, data_path = self.cfg, self.data_path
         vocab = data.Vocab.from_json(saved[1]["vocab"]) if saved else cfg.vocab
         self.corpus = data.Corpus.open(data_path, vocab=vocab, split=cfg.split)
         if len(self.corpus.val) < 2:
@@ -195,7 +307,7 @@ class _Run:
         self.state = self.model.init_state(cfg.batch_size)
         self.step, self.elapsed, self.best_val, self.history = 0, 0.0, math.inf, []
         if saved:
-            self._restore(*saved)
+            self._restore(*saved[:2])
 
     def _restore(self, arrays, meta):
         self.model.load_state_dict(_unpack(arrays, "model:"))
@@ -203,8 +315,8 @@ class _Run:
         opt_state["arrays"] = _unpack(arrays, "optim:")
         self.opt.load_state_dict(opt_state)
         self.batches.load_state_dict(meta["batches"])
-        self.state = (arrays["state:h"], arrays["state:c"])
         self.model.set_rng_state(meta["rng"])
+        self.state = (arrays["state:h"], arrays["state:c"])
         self.step, self.elapsed = meta["step"], meta["elapsed"]
         self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
         self.history = meta["history"]
@@ -392,10 +504,11 @@ def load_model(run_dir, name="best"):
     arrays, meta = checkpoint.load(run_dir, name)
     if meta.get("kind") != "lstm-c char-lm run":
         raise ValueError(f"{run_dir}/{name}: not a char-LM checkpoint of lstm-c")
-    vocab = data.Vocab.from_json(meta["vocab"])
-    model = CharLM(**meta["model_config"])
-    if model.config()["vocab_size"] != vocab.size:
-        raise ValueError(f"{run_dir}/{name}: the model's vocabulary size does not match "
-                         f"the saved vocabulary ({vocab.size})")
-    model.load_state_dict(_unpack(arrays, "model:"))
+    where = os.path.join(run_dir, name, checkpoint.CONFIG)
+    vocab, mc = _check_run(where, meta, arrays)  # before CharLM allocates what mc says
+    try:
+        model = CharLM(**mc)
+        model.load_state_dict(_unpack(arrays, "model:"))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: the model does not load: {e}") from None
     return model.eval(), vocab, meta

@@ -944,7 +944,8 @@ def packed_forward(PackedLSTM p,
     if p.dtype.itemsize != sizeof(floating):
         raise TypeError(f"x: expected {p.dtype}, the dtype of the packed weights")
     if I != p.input_size:
-        raise ValueError(f"x: expected input size {p.input_size}, got shape {tuple(x.shape)}")
+        raise ValueError(f"x: expected input size {p.input_size}, "
+                         f"got shape {(x.shape[0], x.shape[1], x.shape[2])}")
     _blas_int(T * B, "T*B")
     _expect("h", h.shape, (L, B, H))
     _expect("c", c.shape, (L, B, H))

@@ -1,11 +1,10 @@
 # The gate passes of one step with peephole connections (Gers & Schmidhuber):
 # the input and forget gates also see c_{t-1}, the output gate sees c_t,
 # each through its own weight vector p = [p_i | p_f | p_o] (3H). Off by
-# default, so these are plain loops rather than vectorised kernels (_gates.h);
-# sigmoid is written (1 + tanh(z/2)) / 2, which never overflows.
+# default, so these are plain loops rather than vectorised kernels (_gates.h).
 
 from cython cimport floating
-from libc.math cimport tanh, tanhf
+from libc.math cimport exp, expf, fabs, tanh, tanhf
 
 
 cdef inline floating _tanh(floating z) noexcept nogil:
@@ -16,7 +15,9 @@ cdef inline floating _tanh(floating z) noexcept nogil:
 
 
 cdef inline floating _sigmoid(floating z) noexcept nogil:
-    return <floating>0.5 * (1 + _tanh(<floating>0.5 * z))
+    # e = exp(-|z|) <= 1: never overflows, and accurate in both tails.
+    cdef floating e = expf(-fabs(z)) if floating is float else exp(-fabs(z))
+    return 1 / (1 + e) if z >= 0 else e / (1 + e)
 
 
 cdef inline void peephole_forward_rows(int B, int H, floating* acts, floating* c, floating* h,
