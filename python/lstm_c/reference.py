@@ -110,18 +110,21 @@ def forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, training, threads=1
         gates = x[t] @ w_ih.T + bias                                    # 1a
         h_rec = h_prev if rec_mask is None else h_prev * rec_mask
         gates += h_rec @ w_hh.T                                         # 1b
-        p_i, p_f, p_o = (0, 0, 0) if peephole is None else np.split(peephole, 3)
-        i = _sigmoid(gates[:, 0:H] + p_i * c_prev)                      # 2
-        f = _sigmoid(gates[:, H:2 * H] + p_f * c_prev)
+        a_i, a_f, a_o = gates[:, 0:H], gates[:, H:2 * H], gates[:, 3 * H:4 * H]
+        if peephole is not None:  # only then: no 0 * inf where there are none
+            p_i, p_f, p_o = np.split(peephole, 3)
+            a_i, a_f = a_i + p_i * c_prev, a_f + p_f * c_prev
+        i = _sigmoid(a_i)                                               # 2
+        f = _sigmoid(a_f)
         g = np.tanh(gates[:, 2 * H:3 * H])
         c_t = np.where(run, f * c_prev + i * g, c_prev)                 # 3a
-        o = _sigmoid(gates[:, 3 * H:4 * H] + p_o * c_t)
+        o = _sigmoid(a_o if peephole is None else a_o + p_o * c_t)
         acts[t] = np.where(run, np.concatenate((i, f, g, o), axis=1), 0)
         tc = np.where(run, np.tanh(c_t), 0)
         if w_hr is None:
-            hs[t + 1] = o * tc                                          # 3b
+            hs[t + 1] = np.where(run, o * tc, 0)                        # 3b
         else:
-            m_t = o * tc
+            m_t = np.where(run, o * tc, 0)
             ms[t if training else 0] = m_t
             hs[t + 1] = m_t @ w_hr.T                                    # 3c
         if training:
@@ -191,20 +194,25 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
         tc = tanh_c[t]
         c_prev = cs[t]
         run = _running(batch_sizes, t, B)
-        dh = dy[t] + dh_next
+        dh = np.where(run, dy[t] + dh_next, 0)  # dy past a sequence's end is not read
         if w_hr is not None:
-            dw_hr += (dh * run).T @ ms[t]                               # 3c'
+            dw_hr += dh.T @ ms[t]                                       # 3c'
             dh = dh @ w_hr
-        p_i, p_f, p_o = (0, 0, 0) if peephole is None else np.split(peephole, 3)
         da_o = dh * tc * o * (1 - o)
-        dc_total = dc_next + dh * o * (1 - tc * tc) + da_o * p_o        # 3b'
+        dc_total = dc_next + dh * o * (1 - tc * tc)                     # 3b'
+        if peephole is not None:
+            p_i, p_f, p_o = np.split(peephole, 3)
+            dc_total = dc_total + da_o * p_o
         dgates[t, :, 0:H] = dc_total * g * i * (1 - i)                  # 2'
         dgates[t, :, H:2 * H] = dc_total * c_prev * f * (1 - f)
         dgates[t, :, 2 * H:3 * H] = dc_total * i * (1 - g * g)
         dgates[t, :, 3 * H:4 * H] = da_o
-        dgates[t] *= run
+        dgates[t] = np.where(run, dgates[t], 0)
         da_i, da_f = dgates[t, :, 0:H], dgates[t, :, H:2 * H]
-        dc_next = np.where(run, dc_total * f + da_i * p_i + da_f * p_f, dc_next)  # 3a'
+        dc_prev = dc_total * f
+        if peephole is not None:
+            dc_prev = dc_prev + da_i * p_i + da_f * p_f
+        dc_next = np.where(run, dc_prev, dc_next)                       # 3a'
         if peephole is not None:
             dpeephole += np.concatenate([(da_i * c_prev).sum(0), (da_f * c_prev).sum(0),
                                          (dgates[t, :, 3 * H:] * cs[t + 1]).sum(0)])

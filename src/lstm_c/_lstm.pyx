@@ -167,6 +167,7 @@ cdef int _check_sizes(Py_ssize_t T, Py_ssize_t B, Py_ssize_t I, Py_ssize_t H, Py
     _blas_int(I, "input size I")
     _blas_int(4 * H, "4 * hidden size")
     _blas_int(P, "projection size")
+    _blas_int(B * 4 * H, "B * 4 * hidden size")  # the per-step offsets are C ints
     _expect("w_ih", w_ih_shape, (4 * H, I))
     _expect("w_hh", w_hh_shape, (4 * H, P))
     if w_hr_shape != NULL:
@@ -947,6 +948,7 @@ def packed_forward(PackedLSTM p,
         raise ValueError(f"x: expected input size {p.input_size}, "
                          f"got shape {(x.shape[0], x.shape[1], x.shape[2])}")
     _blas_int(T * B, "T*B")
+    _blas_int(B * 4 * H, "B * 4 * hidden size")
     _expect("h", h.shape, (L, B, H))
     _expect("c", c.shape, (L, B, H))
     _expect("y", y.shape, (T, B, H))
