@@ -614,7 +614,8 @@ def test_regression_1e999_in_config_json_is_refused_not_read_as_inf(run):
 
 
 def test_regression_a_deflated_zip_bomb_is_refused_before_it_expands(run):
-    # Was: np.load inflated the member: 190 MiB of RSS for a 190 KB file, then an EOF error.
+    # Was: np.load inflated the member: a 256 MiB array loaded out of a ~260 KB file (one
+    # that ends short: 190 MiB of RSS, then an EOF error).
     run.fresh()
     _make_bomb(run, "deflated member, consistent config")
     with pytest.raises(ValueError, match="is compressed .* zip bomb"):

@@ -276,8 +276,10 @@ def save(run_dir, name, arrays, meta=None):
     ValueError, TypeError
         Bad name, arrays or meta; checked before anything is written.
     OSError
-        From the file system (disk full, ...). The previous checkpoint is
-        intact on any failure.
+        From the file system (disk full, ...), with its errno, naming the
+        checkpoint: "cannot save checkpoint RUN/name (No space left on
+        device); the previous checkpoint is intact". The previous checkpoint
+        is intact on any failure, and the temporary files are removed.
     """
     run_dir = os.fspath(run_dir)
     _check_name(name)
@@ -477,8 +479,10 @@ def load(run_dir, name):
         Naming the path and the problem: missing directory or file, symlink
         or non-regular file, invalid JSON, missing or foreign format marker,
         newer version, weights.npz not matching config.json (corrupt,
-        truncated, swapped), an array that is not plain data (pickled
-        objects are never loaded), NaN or inf in an array.
+        truncated, swapped, larger than its arrays need, compressed members,
+        .npy headers that disagree with config.json or with their member's
+        size), an array that is not plain data (pickled objects are never
+        loaded), NaN or inf in an array, a number too large for a float.
     """
     run_dir = os.fspath(run_dir)
     _check_name(name)

@@ -315,8 +315,8 @@ class _Run:
         opt_state["arrays"] = _unpack(arrays, "optim:")
         self.opt.load_state_dict(opt_state)
         self.batches.load_state_dict(meta["batches"])
-        self.model.set_rng_state(meta["rng"])
         self.state = (arrays["state:h"], arrays["state:c"])
+        self.model.set_rng_state(meta["rng"])
         self.step, self.elapsed = meta["step"], meta["elapsed"]
         self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
         self.history = meta["history"]
