@@ -45,6 +45,26 @@ def rel_err(a, b):
     return float(diff / scale)
 
 
+def check_finite_differences(model, names, loss, rng, points=1, eps=1e-6):
+    """model.grads[name] at random entries against central differences of loss().
+
+    The caller has run forward and backward already, so model.grads holds the
+    gradient of loss() (float64; loss() must not change the model's state).
+    """
+    for name in names:
+        p = model.parameters()[name]
+        for _ in range(points):
+            idx = tuple(rng.integers(0, s) for s in p.shape)
+            old = p[idx]
+            p[idx] = old + eps
+            up = loss()
+            p[idx] = old - eps
+            down = loss()
+            p[idx] = old
+            np.testing.assert_allclose(model.grads[name][idx], (up - down) / (2 * eps),
+                                       rtol=1e-6, atol=1e-8, err_msg=f"{name}{idx}")
+
+
 @pytest.fixture
 def record_error(request):
     """record(comparison, dtype, actual, expected, what) -> rel_err(actual, expected).

@@ -7,6 +7,7 @@ of running that sequence alone; the same as torch with a PackedSequence.
 
 import numpy as np
 import pytest
+from conftest import check_finite_differences
 
 from lstm_c import LSTM, _lstm, lengths as seq_lengths, reference
 
@@ -212,16 +213,7 @@ def test_finite_differences_through_lengths():
     m.zero_grad()
     m(x, lengths=lengths)
     m.backward(wy, (wh, wh))
-    for name in ("weight_hh_l0", "weight_ih_l0_reverse", "bias_hh_l0_reverse"):
-        p = m.parameters()[name]
-        idx = tuple(rng.integers(0, s) for s in p.shape)
-        old = p[idx]
-        p[idx] = old + 1e-6
-        up = loss()
-        p[idx] = old - 1e-6
-        down = loss()
-        p[idx] = old
-        np.testing.assert_allclose(m.grads[name][idx], (up - down) / 2e-6, rtol=1e-6, atol=1e-8)
+    check_finite_differences(m, ("weight_hh_l0", "weight_ih_l0_reverse", "bias_hh_l0_reverse"), loss, rng)
 
 
 # ----------------------------------------------------------------- mask and bad input

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import check_finite_differences
 
 from lstm_c import LSTM, _lstm, reference
 
@@ -152,16 +153,7 @@ def test_finite_differences():
 
     m(x)
     m.backward(wy, (wh, wc))
-    for name in ("weight_hr_l0", "weight_hr_l1", "weight_hh_l1", "weight_ih_l0"):
-        p = m.parameters()[name]
-        idx = tuple(rng.integers(0, s) for s in p.shape)
-        old = p[idx]
-        p[idx] = old + 1e-6
-        up = loss()
-        p[idx] = old - 1e-6
-        down = loss()
-        p[idx] = old
-        np.testing.assert_allclose(m.grads[name][idx], (up - down) / 2e-6, rtol=1e-6, atol=1e-8)
+    check_finite_differences(m, ("weight_hr_l0", "weight_hr_l1", "weight_hh_l1", "weight_ih_l0"), loss, rng)
 
 
 def test_freeze_and_numpy_backend_agree():

@@ -6,6 +6,7 @@ central finite differences in float64, and for what it must reduce to.
 
 import numpy as np
 import pytest
+from conftest import check_finite_differences
 
 from lstm_c import LSTM, _lstm, reference
 
@@ -101,18 +102,7 @@ def _finite_differences(m, x, names, rng, **kw):
     m.set_rng_state(state)
     y, (h, c) = m(x, **kw)
     m.backward(wy, (np.ones_like(h), 0.5 * np.ones_like(c)))
-    for name in names:
-        p = m.parameters()[name]
-        for _ in range(3):
-            idx = tuple(rng.integers(0, s) for s in p.shape)
-            old = p[idx]
-            p[idx] = old + 1e-6
-            up = loss()
-            p[idx] = old - 1e-6
-            down = loss()
-            p[idx] = old
-            np.testing.assert_allclose(m.grads[name][idx], (up - down) / 2e-6, rtol=1e-6,
-                                       atol=1e-8, err_msg=name)
+    check_finite_differences(m, names, loss, rng, points=3)
 
 
 @pytest.mark.parametrize("kw", [dict(peephole=True), dict(recurrent_dropout=0.4),
