@@ -816,23 +816,12 @@ def run(args):
         print(bench_report.format_table(rows))
     if memory_table:
         print(memory_table)
-    for note in notes:
-        print(note)
-    resolved = _command(cfg, torch is not None)
-    command = _typed_command(args, resolved)
-    if cfg["json"] or cfg["md"]:
-        from .cli import collect_info
-        info = collect_info()
-        if cfg["json"]:
-            with open(cfg["json"], "w") as f:
-                json.dump({"command": command, "resolved_command": resolved, "config": cfg,
-                           "environment": info,
-                           "peaks": [dict(p) for p in peaks.values()],
-                           "rows": rows, "memory": memory}, f, indent=1, default=str)
-        if cfg["md"]:
-            with open(cfg["md"], "w") as f:
-                f.write(bench_report.markdown(rows, info, command, notes, peaks, torch,
-                                              resolved=resolved, memory_table=memory_table))
+    command = _write_files(cfg, args, torch, notes,
+                           {"peaks": [dict(p) for p in peaks.values()], "rows": rows,
+                            "memory": memory},
+                           lambda info, command, resolved: bench_report.markdown(
+                               rows, info, command, notes, peaks, torch, resolved=resolved,
+                               memory_table=memory_table))
     if cfg["plot"]:
         from .bench_plot import plot_speedup
         plot_speedup(rows, cfg["plot"], title=command)
@@ -859,6 +848,16 @@ def _run_charlm(cfg, args, torch, notes):
     notes.insert(0, bench_charlm.CHARLM_NOTE)
     table = bench_charlm.format_charlm_table(rows, BUSY)
     print(table)
+    _write_files(cfg, args, torch, notes, {"charlm": rows},
+                 lambda info, command, resolved: bench_report.markdown(
+                     [], info, command, notes, {}, torch, resolved=resolved,
+                     charlm_table=table))
+    return 1 if failed else 0
+
+
+def _write_files(cfg, args, torch, notes, results, markdown):
+    """Print the notes; write --json (the command, config, environment and `results`)
+    and --md (markdown(info, command, resolved)). Returns the command as typed."""
     for note in notes:
         print(note)
     resolved = _command(cfg, torch is not None)
@@ -869,9 +868,8 @@ def _run_charlm(cfg, args, torch, notes):
         if cfg["json"]:
             with open(cfg["json"], "w") as f:
                 json.dump({"command": command, "resolved_command": resolved, "config": cfg,
-                           "environment": info, "charlm": rows}, f, indent=1, default=str)
+                           "environment": info, **results}, f, indent=1, default=str)
         if cfg["md"]:
             with open(cfg["md"], "w") as f:
-                f.write(bench_report.markdown([], info, command, notes, {}, torch,
-                                              resolved=resolved, charlm_table=table))
-    return 1 if failed else 0
+                f.write(markdown(info, command, resolved))
+    return command
