@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from lstm_c import _threads, checkpoint, data, optim
+from lstm_c import _threads, checkpoint, data, optim, run_checks
 from lstm_c import _validate as check
 from lstm_c.model import BITS_PER_NAT, CharLM
 
@@ -160,96 +160,6 @@ def _unpack(arrays, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-_SIZES = ("vocab_size", "hidden_size", "num_layers", "embed_size")
-_MODEL_KEYS = frozenset(_SIZES + ("dropout", "dtype", "seed", "backend"))
-
-
-def _shape(arr):
-    return None if arr is None else list(arr.shape)
-
-
-def _check_run(where, meta, arrays):
-    """A run checkpoint's vocabulary and model_config, checked against its weights.
-
-    Everything a loaded model allocates is sized by config.json; tying each
-    size to an array the checkpoint holds bounds that by the checkpoint's own
-    size, whoever wrote it. Anything else is a ValueError naming `where`.
-    """
-    def bad(problem):
-        return ValueError(f"{where}: {problem}")
-
-    try:
-        vocab = data.Vocab.from_json(meta.get("vocab"))
-    except ValueError as e:
-        raise bad(e) from None
-    mc = meta.get("model_config")
-    if not isinstance(mc, dict) or not set(_SIZES) <= set(mc) <= _MODEL_KEYS:
-        raise bad(f"\"model_config\" must be an object with the keys {list(_SIZES)} "
-                  f"(and optionally {sorted(_MODEL_KEYS - set(_SIZES))})")
-    V, H, L, E = (mc[k] for k in ("vocab_size", "hidden_size", "num_layers", "embed_size"))
-    emb, head = arrays.get("model:embed.weight"), arrays.get("model:head.weight")
-    layers = sum(1 for k in arrays if k.startswith("model:lstm.weight_ih_l"))
-    if emb is None or head is None or emb.shape != (V, E) or head.shape != (V, H) or layers != L:
-        raise bad(f"model_config (vocab_size {V!r}, hidden_size {H!r}, num_layers {L!r}, "
-                  f"embed_size {E!r}) does not match the weights (embed.weight {_shape(emb)}, "
-                  f"head.weight {_shape(head)}, {layers} LSTM layers)")
-    if V != vocab.size:
-        raise bad(f"the model's vocabulary size ({V!r}) does not match the saved vocabulary "
-                  f"({vocab.size})")
-    tc = meta.get("train_config")
-    if not isinstance(tc, dict):
-        raise bad("\"train_config\" must be an object")
-    for k in ("batch_size", "seq_len"):  # `lstm-c eval` reads these
-        try:
-            check.positive_int(f"train_config {k}", tc.get(k))
-        except (TypeError, ValueError) as e:
-            raise bad(e) from None
-    return vocab, mc
-
-
-def _finite(value, low=-math.inf):
-    """Whether value is a JSON number (not a bool), finite and >= low."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value)) and value >= low
-    except OverflowError:
-        return False
-
-
-def _check_resume(where, meta, cfg, mc, arrays):
-    """What the training loop reads from a checkpoint beyond the model: refused if not as saved."""
-    def bad(problem):
-        return ValueError(f"{where}: {problem}")
-
-    sizes = (cfg.hidden_size, cfg.num_layers, cfg.embed_size)
-    if sizes != (mc["hidden_size"], mc["num_layers"], mc["embed_size"]):
-        raise bad(f"train_config (hidden_size, num_layers, embed_size) {sizes} does not match "
-                  f"model_config's")
-    state, dtype = (cfg.num_layers, cfg.batch_size, cfg.hidden_size), np.dtype(cfg.dtype)
-    for k in ("state:h", "state:c"):
-        if k not in arrays or arrays[k].shape != state or arrays[k].dtype != dtype:
-            got = None if k not in arrays else f"{arrays[k].dtype} {_shape(arrays[k])}"
-            raise bad(f"array {k!r} is {got}, expected {dtype} {list(state)} "
-                      f"(num_layers, batch_size, hidden_size)")
-    step = meta.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise bad(f"\"step\" must be an int >= 0, got {step!r}")
-    if not _finite(meta.get("elapsed"), 0):
-        raise bad(f"\"elapsed\" must be a number of seconds >= 0, got {meta.get('elapsed')!r}")
-    if "best_val" not in meta or meta["best_val"] is not None and not _finite(meta["best_val"]):
-        raise bad(f"\"best_val\" must be a number or null, got {meta.get('best_val')!r}")
-    history = meta.get("history")
-    if not isinstance(history, list) or not all(
-            isinstance(h, dict) and _finite(h.get("val_bpc")) for h in history):
-        raise bad("\"history\" must be a list of objects with a number \"val_bpc\"")
-    if not isinstance(meta.get("data_path"), str) or not meta["data_path"]:
-        raise bad(f"\"data_path\" must be a non-empty string, got {meta.get('data_path')!r}")
-    for k in ("optim", "batches", "rng"):
-        if not isinstance(meta.get(k), dict):
-            raise bad(f"\"{k}\" must be an object, got {type(meta.get(k)).__name__}")
-
-
 class _Run:
     """One training run: the model, its optimizer, the data and where they are."""
 
@@ -264,7 +174,7 @@ class _Run:
             if meta.get("kind") != "lstm-c char-lm run":
                 raise ValueError(f"{run_dir}/last: not a char-LM training checkpoint")
             where = os.path.join(run_dir, "last", checkpoint.CONFIG)
-            _, mc = _check_run(where, meta, arrays)
+            _, mc = run_checks.check_run(where, meta, arrays)
             try:
                 # Runs saved before there was a choice of schedule used char-rnn's.
                 saved_cfg = TrainConfig.from_json({"lr_schedule": "epoch",
@@ -277,7 +187,7 @@ class _Run:
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where}: train_config: {e}") from None
             cfg = saved_cfg
-            _check_resume(where, meta, cfg, mc, arrays)
+            run_checks.check_resume(where, meta, cfg, mc, arrays)
             data_path = data_path or meta["data_path"]
             saved = (arrays, meta, where)
         cfg.check()
@@ -505,7 +415,7 @@ def load_model(run_dir, name="best"):
     if meta.get("kind") != "lstm-c char-lm run":
         raise ValueError(f"{run_dir}/{name}: not a char-LM checkpoint of lstm-c")
     where = os.path.join(run_dir, name, checkpoint.CONFIG)
-    vocab, mc = _check_run(where, meta, arrays)  # before CharLM allocates what mc says
+    vocab, mc = run_checks.check_run(where, meta, arrays)  # before CharLM allocates what mc says
     try:
         model = CharLM(**mc)
         model.load_state_dict(_unpack(arrays, "model:"))
