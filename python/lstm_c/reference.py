@@ -26,11 +26,17 @@ Forward, per step::
 
 Backward runs the same steps in reverse (labels with a prime: ``# 3b'`` ...).
 All arithmetic is done in the dtype of the inputs (float32 in, float32 math).
+
+For comparison only, a plain tanh RNN (``rnn_forward``, ``rnn_backward``): the
+baseline the long-time-lag tasks of ``lstm_c.tasks`` are measured against, as
+in Hochreiter & Schmidhuber (1997). It has no engine counterpart. Per step::
+
+    h_t = tanh(x_t W_ih^T + h_prev W_hh^T + bias)                    # r1
 """
 
 import numpy as np
 
-__all__ = ["forward_layer", "backward_layer"]
+__all__ = ["forward_layer", "backward_layer", "rnn_forward", "rnn_backward"]
 
 
 def _sigmoid(z):
@@ -228,3 +234,72 @@ def backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n,
     h_rec = hs[:T] if rec_mask is None else hs[:T] * rec_mask
     dw_hh += dG.T @ h_rec.reshape(T * B, P)
     db += dG.sum(axis=0)
+
+
+def rnn_forward(x, w_ih, w_hh, bias, h0):
+    """Run a plain tanh RNN layer over a whole sequence (for comparison only).
+
+    Parameters
+    ----------
+    x : array of shape (T, B, I)
+        Inputs. IN.
+    w_ih : array of shape (H, I)
+        Input-to-hidden weights, torch layout (as ``torch.nn.RNN``). IN.
+    w_hh : array of shape (H, H)
+        Hidden-to-hidden weights. IN.
+    bias : array of shape (H,)
+        ``b_ih + b_hh``. IN.
+    h0 : array of shape (B, H)
+        Initial hidden state. IN.
+
+    Returns
+    -------
+    hs : array of shape (T + 1, B, H), in the dtype of x
+        ``hs[0] = h0`` and ``hs[t + 1] = h_t``, so the layer output is
+        ``hs[1:]``; ``rnn_backward`` takes it as is.
+    """
+    T, B, _ = x.shape
+    hs = np.empty((T + 1, B, w_hh.shape[0]), x.dtype)
+    hs[0] = h0
+    for t in range(T):
+        hs[t + 1] = np.tanh(x[t] @ w_ih.T + hs[t] @ w_hh.T + bias)     # r1
+    return hs
+
+
+def rnn_backward(x, w_ih, w_hh, hs, dy, dh_n=None):
+    """Backpropagate through a plain tanh RNN layer (for comparison only).
+
+    Parameters
+    ----------
+    x, w_ih, w_hh : arrays
+        IN, as given to ``rnn_forward``; shapes (T, B, I), (H, I), (H, H).
+    hs : array of shape (T + 1, B, H)
+        IN, as returned by ``rnn_forward``.
+    dy : array of shape (T, B, H)
+        dL/dy_t for every step, from outside the layer. IN.
+    dh_n : array of shape (B, H), optional
+        dL/dh_T from outside (zeros when None). IN.
+
+    Returns
+    -------
+    dx : array of shape (T, B, I)
+    dh0 : array of shape (B, H)
+    dw_ih : array of shape (H, I)
+    dw_hh : array of shape (H, H)
+    db : array of shape (H,)
+        The gradient of both ``b_ih`` and ``b_hh``.
+    """
+    T, B, I = x.shape
+    H = w_hh.shape[0]
+    da = np.empty((T, B, H), x.dtype)  # dL/d(pre-activation) of every step
+    dh_next = np.zeros((B, H), x.dtype) if dh_n is None else dh_n.copy()
+    for t in range(T - 1, -1, -1):
+        dh = dy[t] + dh_next
+        da[t] = dh * (1 - hs[t + 1] * hs[t + 1])                        # r1' (tanh)
+        dh_next = da[t] @ w_hh                                          # r1' (h_prev)
+    dA = da.reshape(T * B, H)
+    dx = (dA @ w_ih).reshape(T, B, I)
+    dw_ih = dA.T @ x.reshape(T * B, I)
+    dw_hh = dA.T @ hs[:T].reshape(T * B, H)
+    db = dA.sum(axis=0)
+    return dx, dh_next, dw_ih, dw_hh, db
