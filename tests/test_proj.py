@@ -1,13 +1,15 @@
-"""proj_size > 0 (LSTMP): h_t = W_hr (o * tanh(c_t)), torch's names, shapes and numbers."""
+"""proj_size > 0 (LSTMP): h_t = W_hr (o * tanh(c_t)), torch's names, shapes and numbers.
+
+The engine against the reference with a projection: tests/test_variants.py.
+"""
 
 import numpy as np
 import pytest
 from conftest import check_finite_differences
 
-from lstm_c import LSTM, _lstm, reference
+from lstm_c import LSTM, _lstm
 
 DTYPES = (np.float64, np.float32)
-TOL = {np.float64: 1e-11, np.float32: 2e-5}
 
 
 def _rand(rng, shape, dtype, scale=1.0):
@@ -42,43 +44,6 @@ def test_hx_shapes_are_checked_apart():
         m(x, (np.zeros((1, 3, 5)), np.zeros((1, 3, 5))))
     y, _ = m(x, (np.zeros((1, 3, 2)), np.zeros((1, 3, 5))))
     assert y.shape == (4, 3, 2)
-
-
-@pytest.mark.parametrize("sizes", [None, [4, 4, 3, 1, 1]])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_engine_matches_reference(dtype, sizes, record_error):
-    rng = np.random.default_rng(0)
-    T, B, I, H, P = 5, 4, 3, 6, 2
-    bs = None if sizes is None else np.array(sizes, np.int32)
-    x = _rand(rng, (T, B, I), dtype)
-    w_ih, w_hh = _rand(rng, (4 * H, I), dtype, 0.5), _rand(rng, (4 * H, P), dtype, 0.5)
-    w_hr, bias = _rand(rng, (P, H), dtype, 0.5), _rand(rng, (4 * H,), dtype, 0.5)
-    h0, c0 = _rand(rng, (B, P), dtype), _rand(rng, (B, H), dtype)
-    dy, dh_n, dc_n = _rand(rng, (T, B, P), dtype), _rand(rng, (B, P), dtype), _rand(rng, (B, H), dtype)
-    results = []
-    for engine in (_lstm, reference):
-        hs, cs = np.zeros((T + 1, B, P), dtype), np.zeros((T + 1, B, H), dtype)
-        hs[0], cs[0] = h0, c0
-        acts, tanh_c, ms = (np.zeros((T, B, n), dtype) for n in (4 * H, H, H))
-        engine.forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, True, batch_sizes=bs,
-                             w_hr=w_hr, ms=ms)
-        out = dict(hs=hs, cs=cs, ms=ms, dx=np.zeros((T, B, I), dtype), dh0=np.zeros((B, P), dtype),
-                   dc0=np.zeros((B, H), dtype), dw_ih=np.zeros_like(w_ih),
-                   dw_hh=np.zeros_like(w_hh), db=np.zeros_like(bias), dw_hr=np.zeros_like(w_hr))
-        engine.backward_layer(x, w_ih, w_hh, hs, cs, acts, tanh_c, dy, dh_n, dc_n, out["dx"],
-                              out["dh0"], out["dc0"], out["dw_ih"], out["dw_hh"], out["db"],
-                              np.zeros((T, B, 4 * H), dtype), batch_sizes=bs, w_hr=w_hr, ms=ms,
-                              dw_hr=out["dw_hr"])
-        hs_i, cs_i = np.zeros((T + 1, B, P), dtype), np.zeros((1, B, H), dtype)
-        hs_i[0], cs_i[0] = h0, c0
-        engine.forward_layer(x, w_ih, w_hh, bias, hs_i, cs_i, np.zeros((T, B, 4 * H), dtype),
-                             np.zeros((0, B, H), dtype), False, batch_sizes=bs, w_hr=w_hr,
-                             ms=np.zeros((1, B, H), dtype))
-        out.update(infer_hs=hs_i, infer_c=cs_i)
-        results.append(out)
-    for k in results[1]:
-        err = record_error("proj_size: engine vs reference", dtype, results[0][k], results[1][k], k)
-        assert err <= TOL[dtype], f"{k}: {err:.3g}"
 
 
 def test_engine_refuses_a_projection_of_the_wrong_shape():

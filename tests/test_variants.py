@@ -1,7 +1,8 @@
 """Cell variants, each off by default: peephole connections and recurrent (variational) dropout.
 
-Each is checked against the NumPy reference (its own plain code), against
-central finite differences in float64, and for what it must reduce to.
+Each, and the projection (proj_size) on the same engine path, is checked
+against the NumPy reference (its own plain code), against central finite
+differences in float64, and for what it must reduce to.
 """
 
 import numpy as np
@@ -18,7 +19,7 @@ def _rand(rng, shape, dtype, scale=1.0):
     return (scale * rng.standard_normal(shape)).astype(dtype)
 
 
-@pytest.mark.parametrize("variant", ["peephole", "rec_mask", "both+proj"])
+@pytest.mark.parametrize("variant", ["proj", "peephole", "rec_mask", "both+proj"])
 @pytest.mark.parametrize("sizes", [None, [4, 3, 3, 1, 0]])
 @pytest.mark.parametrize("B", [1, 4])
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -49,7 +50,8 @@ def test_engine_matches_reference(variant, sizes, B, dtype, record_error):
             extra["ms"] = np.zeros((T, B, H), dtype)
         engine.forward_layer(x, w_ih, w_hh, bias, hs, cs, acts, tanh_c, True, batch_sizes=bs,
                              **extra)
-        out = dict(hs=hs, cs=cs, acts=acts, dx=np.zeros((T, B, I), dtype),
+        out = dict(hs=hs, cs=cs, acts=acts, **({"ms": extra["ms"]} if "ms" in extra else {}),
+                   dx=np.zeros((T, B, I), dtype),
                    dh0=np.zeros((B, P), dtype), dc0=np.zeros((B, H), dtype),
                    dw_ih=np.zeros_like(w_ih), dw_hh=np.zeros_like(w_hh), db=np.zeros_like(bias))
         grads = {}

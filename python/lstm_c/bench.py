@@ -793,14 +793,7 @@ def run(args):
     memory = (_memory_rows(cfg, points, torch is not None, counter)
               if "memory" in modes else [])
 
-    seen = [r["others"] for r in rows if r["others"] is not None]
-    if seen:
-        notes.append(f"Other processes used at most {max(seen):.0%} of the machine's CPU time "
-                     "while any row was timed (from /proc/stat, steal time included).")
-    if any(x > BUSY for x in seen):
-        notes.append("Rows marked 'busy N%': other processes (or the VM host: steal time) "
-                     "used N% of the machine's CPU time while they were timed; their times "
-                     "are unreliable, above all with several threads.")
+    _busy_notes(rows, notes)
     if failed:
         notes.append("Rows marked MISMATCH: lstm-c disagrees with "
                      f"{'torch' if torch is not None else 'the reference'}; "
@@ -834,14 +827,7 @@ def _run_charlm(cfg, args, torch, notes):
     c = cfg["charlm"]
     total = len(cfg["dtype"]) * len(c["B"]) * len(c["H"]) * len(cfg["threads"])
     rows, failed = _charlm_rows(cfg, torch, _count(total))
-    seen = [r["others"] for r in rows if r["others"] is not None]
-    if seen:
-        notes.append(f"Other processes used at most {max(seen):.0%} of the machine's CPU time "
-                     "while any row was timed (from /proc/stat, steal time included).")
-    if any(x > BUSY for x in seen):
-        notes.append("Rows marked 'busy N%': other processes (or the VM host: steal time) "
-                     "used N% of the machine's CPU time while they were timed; their rates "
-                     "are unreliable, above all with several threads.")
+    _busy_notes(rows, notes)
     if failed:
         notes.append("Rows marked MISMATCH: lstm-c's losses disagree with torch's; "
                      "the two runs are not the same computation.")
@@ -853,6 +839,18 @@ def _run_charlm(cfg, args, torch, notes):
                      [], info, command, notes, {}, torch, resolved=resolved,
                      charlm_table=table))
     return 1 if failed else 0
+
+
+def _busy_notes(rows, notes):
+    """Notes on how busy the machine was while the rows were timed."""
+    seen = [r["others"] for r in rows if r["others"] is not None]
+    if seen:
+        notes.append(f"Other processes used at most {max(seen):.0%} of the machine's CPU time "
+                     "while any row was timed (from /proc/stat, steal time included).")
+    if any(x > BUSY for x in seen):
+        notes.append("Rows marked 'busy N%': other processes (or the VM host: steal time) "
+                     "used N% of the machine's CPU time while they were timed; their figures "
+                     "are unreliable, above all with several threads.")
 
 
 def _write_files(cfg, args, torch, notes, results, markdown):
