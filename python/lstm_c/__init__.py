@@ -9,6 +9,7 @@ reference instead, the oracle the engine is tested against.
 from importlib.metadata import PackageNotFoundError, version
 
 from lstm_c._threads import get_num_threads, set_num_threads
+from lstm_c.estimators import LSTMClassifier, LSTMRegressor, NotFittedError
 from lstm_c.layers import LSTM, LSTMCell
 from lstm_c import interop  # converters; imports no torch, keras or onnx until used
 
@@ -17,4 +18,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["LSTM", "LSTMCell", "interop", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["LSTM", "LSTMCell", "LSTMRegressor", "LSTMClassifier", "NotFittedError", "interop", "get_num_threads", "set_num_threads", "__version__"]

@@ -120,6 +120,24 @@ class _Recurrent:
         self.training = True
         self._in_use = threading.RLock()  # held by the thread inside forward or backward
 
+    def __getstate__(self):
+        # Picklable (joblib, multiprocessing, scikit-learn's n_jobs): the
+        # parameters, gradients, generators and settings; not the engine module,
+        # the lock, the workspaces or a forward's saved state, made anew on load.
+        state = dict(self.__dict__)
+        for name in ("_engine", "_threads", "_in_use", "_workspace"):
+            del state[name]
+        state["_saved"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._engine = _engine(self.backend)
+        self._threads = (_threads.engine_threads if self.backend == "cython"
+                         else contextlib.nullcontext)
+        self._workspace = Workspace(self.dtype)
+        self._in_use = threading.RLock()
+
     def _add_param(self, name, shape):
         self._params[name] = _init_uniform(self._init_rng, shape, self.hidden_size, self.dtype)
         self.grads[name] = np.zeros(shape, self.dtype)
