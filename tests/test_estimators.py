@@ -12,6 +12,7 @@ network behind them (sequence_model.py), with its input handling (sequence_data.
 """
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -229,6 +230,22 @@ def test_in_pipeline_grid_search_and_cross_val_score():
     assert cross_val_score(LSTMRegressor(**FAST), seqs, targets, cv=2).shape == (2,)
 
 
+@pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
+def test_passes_scikit_learns_estimator_checks(cls):
+    # scikit-learn's own conformance suite (sklearn.utils.estimator_checks): a
+    # 2-D X is n univariate sequences of T steps, which its checks treat as
+    # n samples of T features, and its lists of rows as that same array.
+    checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    est = cls(hidden_size=16, max_epochs=30, learning_rate=1e-2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its checks warn on purpose (column-vector y, ...)
+        results = checks.check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
+              if r["status"] == "failed"]
+    assert failed == []
+    assert sum(r["status"] == "passed" for r in results) >= 40
+
+
 # --------------------------------------------------------------------------
 # shapes, dtypes, variable lengths
 
@@ -241,7 +258,7 @@ def test_shapes_and_dtypes_many_to_one(dtype):
     Y = np.stack([y, -y], axis=1)
     assert LSTMRegressor(**FAST).fit(X, Y).predict(X).shape == (60, 2)
     uni = LSTMRegressor(**FAST).fit(X[:, :, 0], y)  # (n, T): univariate
-    assert uni.n_features_in_ == 1 and uni.predict(X[:, :, 0]).shape == (60,)
+    assert uni.model_.lstm.input_size == 1 and uni.predict(X[:, :, 0]).shape == (60,)
     clf = LSTMClassifier(**FAST, dtype=dtype).fit(X, np.array(list("abc"))[np.arange(60) % 3])
     proba = clf.predict_proba(X)
     assert proba.shape == (60, 3) and proba.dtype == np.float64
@@ -293,6 +310,19 @@ def test_a_list_of_sequences_equals_each_sequence_alone(return_sequences, bidire
             assert np.all(out[i, len(s):] == 0)
 
 
+def test_a_list_of_equal_rows_is_the_array_it_lists():
+    X, y = _series()
+    uni = X[:, :, 0]
+    reg = LSTMRegressor(**FAST).fit(uni.tolist(), y.tolist())
+    assert reg.n_features_in_ == 7  # scikit-learn's count for a 2-D X: its columns (steps)
+    np.testing.assert_array_equal(reg.predict(uni.tolist()), reg.predict(uni))
+    with pytest.raises(ValueError, match="X has 5 features, but LSTMRegressor is expecting 7"):
+        reg.predict(uni[:, :5])
+    # as sequences of one feature per step, any length goes
+    assert reg.predict(uni[:, :5, None]).shape == (60,)
+    assert LSTMRegressor(**FAST).fit(X, y).n_features_in_ == 3  # 3-D: features per step
+
+
 def test_ragged_many_to_many_classification_and_score():
     seqs = _ragged(n=80)
     labels = [(np.cumsum(s[:, 0]) > 0).astype(int) for s in seqs]
@@ -330,8 +360,11 @@ def test_bad_parameters_are_reported_at_fit(params, error, match):
 
 @pytest.mark.parametrize("X, y, error, match", [
     (np.zeros((4, 3, 2, 1)), np.zeros(4), ValueError, "expected an array of shape"),
-    (np.zeros((0, 3, 2)), np.zeros(0), ValueError, "at least one sample"),
+    (np.zeros((0, 3, 2)), np.zeros(0), ValueError, r"found 0 sample\(s\)"),
     (np.array([[["a"]]]), np.zeros(1), TypeError, "expected real numbers"),
+    (np.ones((2, 3, 1), complex), np.zeros(2), ValueError, "Complex data not supported"),
+    (np.ones(5), np.zeros(5), ValueError, "Reshape your data"),
+    (np.zeros((3, 0)), np.zeros(3), ValueError, r"0 feature\(s\) \(shape=\(3, 0\)\)"),
     (np.full((4, 3, 2), np.nan), np.zeros(4), ValueError, "X: expected finite values"),
     (np.zeros((4, 3, 2)), np.zeros(5), ValueError, r"y: expected one target per sequence, "
                                                    r"shape \(4,\)"),
@@ -358,8 +391,11 @@ def test_bad_lengths_targets_and_labels():
         LSTMRegressor(**FAST, return_sequences=True).fit(list(X), [np.zeros(3)] * 6)
     with pytest.raises(ValueError, match="expected at least 2 classes, got 1"):
         LSTMClassifier(**FAST).fit(X, np.ones(6, int))
-    with pytest.raises(TypeError, match="expected class labels"):
-        LSTMClassifier(**FAST).fit(X, y)  # floats are not labels
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        LSTMClassifier(**FAST).fit(X, y)  # fractional floats are not labels
+    assert LSTMClassifier(**FAST).fit(X, np.arange(6) % 2 * 1.0).classes_.tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        LSTMRegressor(**FAST).fit(X, None)
     with pytest.raises(ValueError, match="leaves an empty training or validation set"):
         LSTMRegressor(**FAST, early_stopping=True, validation_fraction=0.01).fit(X, y)
 

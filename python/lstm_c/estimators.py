@@ -21,7 +21,9 @@ Conventions kept (scikit-learn's "developing estimators" guide):
 - ``fit`` starts over each time; ``partial_fit`` trains one more epoch.
 
 scikit-learn is not needed, but where it is installed the estimators work in
-``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` (``__sklearn_tags__``).
+``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` (``__sklearn_tags__``),
+and pass its conformance suite (``sklearn.utils.estimator_checks``), where a
+2-D X of n univariate sequences of T steps is n samples of T features.
 
 Training: minibatches of ``batch_size`` sequences, shuffled every epoch;
 Adam (or RMSprop, SGD) with gradient clipping to a global norm; it stops
@@ -33,13 +35,15 @@ after ``max_epochs``, or earlier once the loss (the validation loss with
 import inspect
 import math
 import numbers
+import sys
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lstm_c import _validate as check
 from lstm_c import optim
-from lstm_c.sequence_data import as_sequences, sequence_targets, step_targets
+from lstm_c.sequence_data import as_sequences, real_numbers, sequence_targets, step_targets
 from lstm_c.sequence_model import SequenceModel
 
 __all__ = ["LSTMRegressor", "LSTMClassifier", "NotFittedError"]
@@ -48,7 +52,25 @@ _PREDICT_BATCH = 512  # sequences per inference call: bounds the memory of predi
 
 
 class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit``; the bases are those of scikit-learn's own."""
+    """An estimator was used before ``fit``; the bases are those of scikit-learn's own.
+
+    Where scikit-learn has been imported, the error raised is also an instance
+    of ``sklearn.exceptions.NotFittedError``, so either ``except`` catches it.
+    """
+
+
+def _not_fitted(message):
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")  # never imported here
+    if sklearn_exceptions is None:
+        return NotFittedError(message)
+    both = type("NotFittedError", (NotFittedError, sklearn_exceptions.NotFittedError),
+                {"__module__": __name__})
+    return both(message)
+
+
+def _sklearn_warning(name):
+    """scikit-learn's warning class `name` where it is imported, else UserWarning."""
+    return getattr(sys.modules.get("sklearn.exceptions"), name, UserWarning)
 
 
 def _generator(random_state):
@@ -145,8 +167,8 @@ class _LSTMEstimator:
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: "
-                                 "call fit (or partial_fit) with appropriate arguments first")
+            raise _not_fitted(f"This {type(self).__name__} instance is not fitted yet: "
+                              "call fit (or partial_fit) with appropriate arguments first")
 
     def _base_tags(self, estimator_type):
         from sklearn.utils import InputTags, Tags, TargetTags  # only scikit-learn calls this
@@ -173,6 +195,7 @@ class _LSTMEstimator:
             past it are not read.
         """
         self._params = params = self._checked_params()
+        self._require_y(y)
         seq = as_sequences(X, params["dtype"], lengths)
         targets, valid = self._targets(y, seq, params["return_sequences"], first=True)
         rng = _generator(self.random_state)
@@ -218,6 +241,7 @@ class _LSTMEstimator:
         if first:
             self._params = self._checked_params()
         params = self._params
+        self._require_y(y)
         seq = as_sequences(X, params["dtype"], lengths)
         if not first:
             self._check_features(seq)
@@ -227,10 +251,17 @@ class _LSTMEstimator:
         self._epoch(seq, targets, valid, np.arange(len(seq)))
         return self
 
+    def _require_y(self, y):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None")
+
     def _start(self, params, seq, targets, rng):
         """A new model and optimizer; clears what an earlier fit learnt."""
         self._rng = rng
-        self.n_features_in_ = seq.n_features
+        # scikit-learn's count: a 2-D X's columns (here its steps), else the features per step.
+        self.n_features_in_ = seq.columns or seq.n_features
+        self._columns_fixed = seq.columns is not None
         self.model_ = SequenceModel(
             seq.n_features, self._n_outputs(), params["hidden_size"], params["num_layers"],
             params["bidirectional"], params["dropout"], params["forget_bias"], params["dtype"],
@@ -308,9 +339,14 @@ class _LSTMEstimator:
     # ------------------------------------------------------------------ inference
 
     def _check_features(self, seq):
-        if seq.n_features != self.n_features_in_:
-            raise ValueError(f"X has {seq.n_features} features per step, but "
-                             f"{type(self).__name__} was fitted with {self.n_features_in_}")
+        name = type(self).__name__
+        if self._columns_fixed and seq.columns is not None and seq.columns != self.n_features_in_:
+            raise ValueError(f"X has {seq.columns} features, but {name} is expecting "
+                             f"{self.n_features_in_} features as input (the columns of a 2-D X, "
+                             "its steps)")
+        if seq.n_features != self.model_.lstm.input_size:
+            raise ValueError(f"X has {seq.n_features} features per step, but {name} was "
+                             f"fitted with {self.model_.lstm.input_size}")
 
     def _raw_outputs(self, X, lengths):
         """(the head's outputs z as float64, (n, k) or (n, T, k) padded with 0; the Sequences)."""
@@ -389,6 +425,9 @@ class LSTMRegressor(_LSTMEstimator):
     model_ : lstm_c.sequence_model.SequenceModel
         The network: ``model_.lstm`` (an ``lstm_c.LSTM``) and ``model_.head``.
     n_features_in_ : int
+        scikit-learn's count: the columns of a 2-D X (the steps of its
+        univariate sequences; predict then takes as many), else the features
+        per step (``model_.lstm.input_size``).
     n_outputs_ : int
     loss_curve_ : list of float
         Each epoch's mean training loss (MSE of the standardised targets with
@@ -466,8 +505,7 @@ class LSTMRegressor(_LSTMEstimator):
             t = sequence_targets(y, len(seq))
             valid = None if seq.lengths is None else seq.valid()
             one_d = t.ndim == 1
-        check.real_array(t, "y", dtype)
-        t = np.array(t, dtype=np.float64)
+        t = np.array(real_numbers(t, "y"), dtype=np.float64)
         if one_d:
             t = t[..., None]
         counted = t if not per_step or valid is None else t[valid]
@@ -508,7 +546,7 @@ class LSTMRegressor(_LSTMEstimator):
         pred = out * self._y_scale + self._y_mean
         per_step = self._params["return_sequences"]
         t = step_targets(y, seq) if per_step else sequence_targets(y, len(seq))
-        t = np.asarray(check.real_array(t, "y", np.float64), np.float64)
+        t = np.asarray(real_numbers(t, "y"), np.float64)
         if t.ndim == pred.ndim - 1:
             t = t[..., None]
         if t.shape != pred.shape:
@@ -583,6 +621,7 @@ class LSTMClassifier(_LSTMEstimator):
 
         tags = self._base_tags("classifier")
         tags.classifier_tags = ClassifierTags()
+        tags.target_tags.multi_output = False  # one label per sequence (or per step)
         return tags
 
     def _n_outputs(self):
@@ -607,11 +646,23 @@ class LSTMClassifier(_LSTMEstimator):
                                  f"(T_i,), got shape {labels.shape}")
         else:
             labels = sequence_targets(y, len(seq))
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                              "change the shape of y to (n_samples,), for example using ravel().",
+                              _sklearn_warning("DataConversionWarning"), stacklevel=4)
+                labels = labels[:, 0]
             if labels.ndim != 1:
                 raise ValueError(f"y: expected one label per sequence, shape ({len(seq)},), "
                                  f"got shape {labels.shape}")
-        if labels.dtype.kind not in "iubUSO":
-            raise TypeError(f"y: expected class labels (ints or strings), got dtype {labels.dtype}")
+        if labels.dtype.kind == "f":  # labels 0.0, 1.0, ... are fine; 0.5 is a regression target
+            if not np.all(np.isfinite(labels)):
+                raise ValueError("Input y contains NaN or infinity: expected class labels")
+            if np.any(labels != np.round(labels)):
+                raise ValueError("Unknown label type: continuous. y holds fractional numbers, "
+                                 "a regression target: use LSTMRegressor")
+        elif labels.dtype.kind not in "iubUSO":
+            raise ValueError(f"Unknown label type: y of dtype {labels.dtype}; expected class "
+                             "labels (ints, strings)")
         valid = None if not per_step or seq.lengths is None else seq.valid()
         return labels, valid
 
@@ -620,9 +671,13 @@ class LSTMClassifier(_LSTMEstimator):
         labels, valid = self._labels(y, seq, per_step)
         counted = labels if valid is None else labels[valid]
         if first:
-            found = np.unique(counted if classes is None else check.to_numpy(classes, "classes"))
+            try:
+                found = np.unique(counted if classes is None
+                                  else check.to_numpy(classes, "classes"))
+            except TypeError as e:  # e.g. ints and strings mixed in an object array
+                raise ValueError(f"Unknown label type: labels that do not sort ({e})") from None
             if len(found) < 2:
-                raise ValueError(f"y: expected at least 2 classes, got {len(found)} "
+                raise ValueError(f"y: expected at least 2 classes, got {len(found)} class "
                                  f"({found.tolist()})")
             self.classes_ = found
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):

@@ -4,7 +4,8 @@ A set of sequences can be given three ways:
 
 - an array of shape (n, T, F): n sequences of T steps with F features each;
 - an array of shape (n, T): n univariate sequences (F = 1);
-- a list of n arrays, each (T_i, F) or (T_i,): sequences of their own lengths.
+- a list of n arrays, each (T_i, F) or (T_i,): sequences of their own lengths
+  (a list of equal-length rows is the array it lists, as in scikit-learn).
 
 All become one batch-major array (n, T, F), T the longest, zero past each
 sequence's end, and the lengths (n,) (None when every sequence is T long),
@@ -15,21 +16,24 @@ Every check names the argument and what was expected, as scikit-learn's do;
 NaN and inf are refused (an estimator trained on them learns nothing).
 """
 
-import numbers
-
 import numpy as np
 
 from lstm_c import _validate as check
 
-__all__ = ["Sequences", "as_sequences", "step_targets", "sequence_targets"]
+__all__ = ["Sequences", "as_sequences", "step_targets", "sequence_targets", "real_numbers"]
 
 
 class Sequences:
-    """Padded sequences: ``X`` (n, T, F) batch-major, ``lengths`` (n,) ints or None (all T)."""
+    """Padded sequences: ``X`` (n, T, F) batch-major, ``lengths`` (n,) ints or None (all T).
 
-    def __init__(self, X, lengths):
+    ``columns`` is T when they came as a 2-D array (n, T), whose columns
+    scikit-learn counts as features, else None.
+    """
+
+    def __init__(self, X, lengths, columns=None):
         self.X = X
         self.lengths = lengths
+        self.columns = columns
 
     def __len__(self):
         return self.X.shape[0]
@@ -62,9 +66,19 @@ class Sequences:
         return x, lengths
 
 
-def _numeric(arr, name):
-    if arr.dtype.kind not in "iuf":
+def real_numbers(arr, name):
+    """arr if its numbers are real (floats, ints, bools, or objects float() converts), else an error."""
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name}: Complex data not supported, got dtype {arr.dtype}")
+    if arr.dtype.kind == "O":
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}: expected real numbers, got objects float() cannot "
+                            f"convert ({e})") from None
+    if arr.dtype.kind not in "iufb":
         raise TypeError(f"{name}: expected real numbers (float or int), got dtype {arr.dtype}")
+    return arr
 
 
 def as_sequences(X, dtype, lengths=None, name="X"):
@@ -73,25 +87,36 @@ def as_sequences(X, dtype, lengths=None, name="X"):
     `lengths` (n,) ints in [1, T] marks a padded array's own lengths; a list
     of sequences carries its lengths itself, so giving both is an error.
     """
+    if X is None:
+        raise ValueError(f"{name}: expected sequences, got None")
+    if hasattr(X, "nnz") and hasattr(X, "toarray"):  # scipy.sparse, without importing it
+        raise TypeError(f"{name}: sparse input is not supported; expected a dense array "
+                        f"(use {name}.toarray())")
     if isinstance(X, (list, tuple)):
         if lengths is not None:
             raise ValueError(f"{name}: lengths= is for a padded array; a list of sequences "
                              "carries its own lengths")
         return _from_list(X, dtype, name)
     arr = check.to_numpy(X, name)
+    shape = arr.shape
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3:
+        reshape = (" Reshape your data: X.reshape(1, -1) is one univariate sequence."
+                   if arr.ndim == 1 else "")
         raise ValueError(f"{name}: expected an array of shape (n_samples, T, n_features), "
                          f"(n_samples, T) or a list of (T_i, n_features) arrays, "
-                         f"got a {arr.ndim}-D array of shape {arr.shape}")
+                         f"got a {arr.ndim}-D array of shape {shape}.{reshape}")
     n, T, F = arr.shape
-    if n == 0 or T == 0 or F == 0:
-        raise ValueError(f"{name}: expected at least one sample, step and feature, "
-                         f"got shape {arr.shape}")
-    _numeric(arr, name)
+    if n == 0:
+        raise ValueError(f"{name}: found 0 sample(s) (shape={shape}) while a minimum of 1 "
+                         "is required")
+    if T == 0 or F == 0:
+        raise ValueError(f"{name}: 0 feature(s) (shape={shape}) while a minimum of 1 is "
+                         "required: at least one step, and one feature per step")
+    arr = real_numbers(arr, name)
     out = np.array(arr, dtype=dtype, order="C")  # a private copy: padding gets zeroed
-    seq = Sequences(out, _checked_lengths(lengths, n, T))
+    seq = Sequences(out, _checked_lengths(lengths, n, T), T if len(shape) == 2 else None)
     if seq.lengths is not None:
         out[~seq.valid()] = 0  # what the padding held (even NaN) does not matter
     check.check_finite(name, out)
@@ -114,15 +139,16 @@ def _checked_lengths(lengths, n, T):
 def _from_list(X, dtype, name):
     if len(X) == 0:
         raise ValueError(f"{name}: expected at least one sequence, got an empty list")
-    seqs = []
+    seqs, flat = [], True
     for i, s in enumerate(X):
         a = check.to_numpy(s, f"{name}[{i}]")
+        flat = flat and a.ndim == 1
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
             raise ValueError(f"{name}[{i}]: expected a sequence of shape (T_i, n_features) or "
                              f"(T_i,) with T_i >= 1, got shape {a.shape}")
-        _numeric(a, f"{name}[{i}]")
+        a = real_numbers(a, f"{name}[{i}]")
         if a.shape[1] != seqs[0].shape[1] if seqs else False:
             raise ValueError(f"{name}[{i}]: expected {seqs[0].shape[1]} features (as {name}[0]), "
                              f"got {a.shape[1]}")
@@ -135,7 +161,9 @@ def _from_list(X, dtype, name):
     for i, a in enumerate(seqs):
         out[i, :a.shape[0]] = a
     check.check_finite(name, out)
-    return Sequences(out, None if lengths.min() == T else lengths)
+    # A list of equal rows is the array-like scikit-learn means (X.tolist()).
+    equal = lengths.min() == T
+    return Sequences(out, None if equal else lengths, T if equal and flat else None)
 
 
 def sequence_targets(y, n, name="y"):
@@ -182,8 +210,3 @@ def step_targets(y, seq, name="y"):
     if arr.ndim == 3 and arr.shape[2] == 0:
         raise ValueError(f"{name}: expected at least one output, got shape {arr.shape}")
     return arr
-
-
-def is_int(value):
-    """An int that is not a bool (numpy ints too)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
