@@ -323,6 +323,20 @@ def test_a_list_of_equal_rows_is_the_array_it_lists():
     assert LSTMRegressor(**FAST).fit(X, y).n_features_in_ == 3  # 3-D: features per step
 
 
+@pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
+def test_training_on_a_ragged_list_reads_each_sequence_to_its_own_end(cls):
+    # The target is the sign of each sequence's last value: learnable only if
+    # training stops every sequence at its own end, not at the padding's.
+    seqs = _ragged(n=400, F=1, seed=4)
+    last = np.array([s[-1, 0] for s in seqs])
+    y = last > 0 if cls is LSTMClassifier else np.sign(last)
+    est = cls(hidden_size=16, max_epochs=15, learning_rate=1e-2, random_state=0).fit(seqs, y)
+    short = [i for i, s in enumerate(seqs) if len(s) < 11]
+    pred = est.predict([seqs[i] for i in short])
+    right = pred == y[short] if cls is LSTMClassifier else np.sign(pred) == y[short]
+    assert right.mean() > 0.9
+
+
 def test_ragged_many_to_many_classification_and_score():
     seqs = _ragged(n=80)
     labels = [(np.cumsum(s[:, 0]) > 0).astype(int) for s in seqs]

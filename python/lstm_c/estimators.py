@@ -298,8 +298,9 @@ class _LSTMEstimator:
         for start in range(0, len(order), p["batch_size"]):
             batch = order[start:start + p["batch_size"]]
             x, lengths = seq.batch(batch)
+            target, steps = self._batch_targets(targets, valid, batch, x.shape[0], lengths)
             model.zero_grad()
-            total += len(batch) * model.loss(x, *self._batch_targets(targets, valid, batch, x))
+            total += len(batch) * model.loss(x, target, lengths, steps)
             model.backward()
             if p["clip_norm"] is not None:
                 optim.clip_grad_norm(model.grads, p["clip_norm"])
@@ -317,24 +318,18 @@ class _LSTMEstimator:
         total = 0.0
         for start in range(0, len(rows), _PREDICT_BATCH):
             batch = rows[start:start + _PREDICT_BATCH]
-            x, _ = seq.batch(batch)
-            total += len(batch) * model.loss(x, *self._batch_targets(targets, valid, batch, x),
-                                             grad=False)
+            x, lengths = seq.batch(batch)
+            target, steps = self._batch_targets(targets, valid, batch, x.shape[0], lengths)
+            total += len(batch) * model.loss(x, target, lengths, steps, grad=False)
         return total / len(rows)
 
-    def _batch_targets(self, targets, valid, batch, x):
-        """(target, lengths, valid) for model.loss, for the sequences `batch` run as x (T_b, b, F)."""
-        T_b = x.shape[0]
-        lengths = None
-        if valid is not None:
-            lengths = valid[batch].sum(axis=1)
-            if int(lengths.min()) == T_b:
-                lengths = None
+    def _batch_targets(self, targets, valid, batch, T_b, lengths):
+        """(target, valid steps) for model.loss, for the sequences `batch` run T_b steps long."""
         if not self._params["return_sequences"]:
-            return targets[batch], lengths, None
+            return targets[batch], None
         t = np.ascontiguousarray(np.swapaxes(targets[batch, :T_b], 0, 1))
         v = None if lengths is None else np.ascontiguousarray(valid[batch, :T_b].T)
-        return t, lengths, v
+        return t, v
 
     # ------------------------------------------------------------------ inference
 
