@@ -114,9 +114,12 @@ def test_sklearn_sees_fitted_state_and_clones():
     base = pytest.importorskip("sklearn.base")
     validation = pytest.importorskip("sklearn.utils.validation")
     X, y = _series()
+    exceptions = pytest.importorskip("sklearn.exceptions")
     reg = LSTMRegressor(**FAST)
-    with pytest.raises(Exception, match="not fitted"):
+    with pytest.raises(exceptions.NotFittedError, match="not fitted"):
         validation.check_is_fitted(reg)
+    with pytest.raises(exceptions.NotFittedError):  # sklearn's own, once sklearn is loaded
+        reg.predict(X)
     reg.fit(X, y)
     validation.check_is_fitted(reg)
     twin = base.clone(reg)

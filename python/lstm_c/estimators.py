@@ -32,6 +32,7 @@ after ``max_epochs``, or earlier once the loss (the validation loss with
 ``tol`` for ``n_iter_no_change`` epochs, as ``MLPRegressor`` does.
 """
 
+import functools
 import inspect
 import math
 import numbers
@@ -63,9 +64,13 @@ def _not_fitted(message):
     sklearn_exceptions = sys.modules.get("sklearn.exceptions")  # never imported here
     if sklearn_exceptions is None:
         return NotFittedError(message)
-    both = type("NotFittedError", (NotFittedError, sklearn_exceptions.NotFittedError),
-                {"__module__": __name__})
-    return both(message)
+    return _with_sklearns(sklearn_exceptions.NotFittedError)(message)
+
+
+@functools.cache
+def _with_sklearns(sklearn_error):
+    """NotFittedError that is also scikit-learn's, one class for the process."""
+    return type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": __name__})
 
 
 def _sklearn_warning(name):
@@ -203,7 +208,7 @@ class _LSTMEstimator:
         rows = np.arange(len(seq))
         val_rows = None
         if params["early_stopping"]:
-            rows, val_rows = self._split(rows, targets, valid, params["validation_fraction"], rng)
+            rows, val_rows = self._split(rows, targets, params["validation_fraction"], rng)
         best, best_state, stale = math.inf, None, 0
         bar = tqdm(range(params["max_epochs"]), desc=type(self).__name__, unit="epoch",
                    disable=not params["verbose"], leave=False)
@@ -272,7 +277,7 @@ class _LSTMEstimator:
         self.loss_curve_, self.validation_loss_curve_ = [], []
         self.n_epochs_, self.n_steps_, self.best_epoch_ = 0, 0, None
 
-    def _split(self, rows, targets, valid, fraction, rng):
+    def _split(self, rows, targets, fraction, rng):
         """(train rows, validation rows): a shuffled split, stratified by class when classifying."""
         groups = self._strata(targets)
         val = []
