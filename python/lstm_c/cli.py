@@ -194,10 +194,11 @@ def _add_bench(sub):
 def _user_errors(func):
     """Bad files, options or checkpoints surface from the library as ValueError: one line, exit 2."""
     def run(args):
+        from lstm_c.distributed import MPIUnavailable
         from lstm_c.train import TrainingDiverged
         try:
             return func(args)
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, MPIUnavailable) as e:
             raise UsageError(str(e)) from None
         except TrainingDiverged as e:
             print(f"{PROG} {args.command}: stopped: {e}", file=sys.stderr)
@@ -245,7 +246,10 @@ def _train(args):
         if cfg.epochs is None and cfg.max_steps is None and cfg.time_budget is None:
             cfg.time_budget = 600.0
     summary = train(args.file, run_dir, cfg, resume=args.resume is not None,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, distributed=args.distributed,
+                    overlap=not args.no_overlap)
+    if args.distributed and summary["rank"] != 0:
+        return 0
     print(f"{summary['stopped']}: {summary['steps']} steps, {summary['elapsed_s']:.0f} s, "
           f"{summary['chars_per_s']:,.0f} chars/s; best validation "
           f"{summary['best_val_bpc']:.3f} bits/char; run saved in {run_dir}")
@@ -290,6 +294,14 @@ def _add_train(sub):
     g.add_argument("--eval-every", dest="eval_every", type=int)
     g.add_argument("--eval-chars", dest="eval_chars", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("across processes (MPI)")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of mpiexec -n N: the batch's streams "
+                        "are shared out and gradients summed, equal to one process on the "
+                        "whole batch (needs the mpi extra)")
+    g.add_argument("--no-overlap", action="store_true",
+                   help="--distributed: send all gradients after backward, not layer by layer "
+                        "during it")
     p.set_defaults(func=_user_errors(_train))
 
 

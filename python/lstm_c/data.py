@@ -632,6 +632,11 @@ class Batches:
         B, the number of streams.
     seq_len : int
         T, the steps per batch (the BPTT length).
+    streams : (lo, hi), optional
+        Read only streams lo .. hi - 1 (columns lo:hi of every batch): one
+        process's share in data-parallel training. The layout (L, the batches
+        per epoch) is still that of all B streams; only these are read from
+        the source, whose memory map brings in just their pages.
 
     Attributes
     ----------
@@ -643,10 +648,15 @@ class Batches:
         L.
     """
 
-    def __init__(self, source, batch_size, seq_len):
+    def __init__(self, source, batch_size, seq_len, streams=None):
         self.source = _as_source(source)
         self.batch_size = check.positive_int("batch_size", batch_size)
         self.seq_len = check.positive_int("seq_len", seq_len)
+        lo, hi = (0, self.batch_size) if streams is None else streams
+        if not 0 <= lo < hi <= self.batch_size:
+            raise ValueError(f"streams: expected a range (lo, hi) with 0 <= lo < hi <= "
+                             f"batch_size={self.batch_size}, got {streams!r}")
+        self.streams = (int(lo), int(hi))
         n = len(self.source)
         self.stream_len = n // self.batch_size
         self._len = (self.stream_len - 1) // self.seq_len if self.stream_len > 0 else 0
@@ -655,7 +665,7 @@ class Batches:
             raise ValueError(f"source of {n} ids is too short for one batch of batch_size="
                              f"{self.batch_size} x seq_len={self.seq_len}: it needs at least "
                              f"batch_size * (seq_len + 1) = {need} ids")
-        self._starts = np.arange(self.batch_size, dtype=np.intp) * self.stream_len
+        self._starts = np.arange(lo, hi, dtype=np.intp) * self.stream_len
         self._steps = np.arange(self.seq_len + 1, dtype=np.intp)[:, None]
         self.epoch = 0
         self.position = 0
@@ -665,7 +675,7 @@ class Batches:
         return self._len
 
     def batch(self, k):
-        """Batch k of an epoch as (x, y), int32 arrays of shape (T, B); no state change."""
+        """Batch k of an epoch as (x, y), int32 arrays of shape (T, B) (B: the streams read); no state change."""
         if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
             raise TypeError(f"batch index must be an int, got {k!r}")
         if not 0 <= k < self._len:

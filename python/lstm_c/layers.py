@@ -73,6 +73,21 @@ class Workspace:
         return buf
 
 
+def dropout_mask(rng, shape, rate, dtype, share=None):
+    """A dropout mask of `shape` (batch on axis -2): 1 / (1 - rate) where kept, else 0.
+
+    With ``share = (lo, hi, B)`` the caller runs rows lo:hi of a batch of B
+    (one process of a data-parallel run): the mask is drawn for all B rows and
+    these are kept, so it equals the mask of one process running the whole
+    batch, and every process's generator stays in the same state.
+    """
+    full = shape if share is None else shape[:-2] + (share[2],) + shape[-1:]
+    keep = rng.random(full) >= rate
+    if share is not None:
+        keep = keep[..., share[0]:share[1], :]
+    return keep.astype(dtype) / dtype.type(1.0 - rate)
+
+
 def _init_uniform(rng, shape, hidden_size, dtype):
     # torch's default for nn.LSTM and nn.LSTMCell: U(-1/sqrt(H), 1/sqrt(H)).
     k = 1.0 / np.sqrt(hidden_size)
@@ -118,6 +133,8 @@ class _Recurrent:
         self.grads = {}
         self._saved = None
         self.training = True
+        self.batch_share = None  # (lo, hi, B): rows of a larger batch (see dropout_mask)
+        self._layer_done = None  # called with k once backward has finished layer k
         self._in_use = threading.RLock()  # held by the thread inside forward or backward
 
     def __getstate__(self):
@@ -161,6 +178,9 @@ class _Recurrent:
     def rng_state(self):
         """The dropout generator's state (JSON-able), to resume a training run exactly."""
         return self._dropout_rng.bit_generator.state
+
+    def _dropout_mask(self, shape, rate):
+        return dropout_mask(self._dropout_rng, shape, rate, self.dtype, self.batch_share)
 
     def set_rng_state(self, state):
         """Restore a state from ``rng_state()``."""
@@ -526,9 +546,7 @@ class LSTM(_Recurrent):
                     x_u = inp if d == 0 else seq_lengths.reverse_steps(inp, seq)
                     rmask = None
                     if self.training and self.recurrent_dropout > 0:
-                        r = self.recurrent_dropout
-                        keep = self._dropout_rng.random((B, h_n.shape[2])) >= r
-                        rmask = keep.astype(self.dtype) / self.dtype.type(1.0 - r)
+                        rmask = self._dropout_mask((B, h_n.shape[2]), self.recurrent_dropout)
                     state = self._layer_forward(u, x_u, h0[u], c0[u], grad, fresh, bs, rmask)
                     hs, cs = state[0], state[1]
                     h_n[u] = hs[T] if seq is None else seq.last(hs)
@@ -538,8 +556,7 @@ class LSTM(_Recurrent):
                 y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
                 mask = None
                 if self.training and self.dropout > 0 and k < self.num_layers - 1:
-                    keep = self._dropout_rng.random(y.shape) >= self.dropout
-                    mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+                    mask = self._dropout_mask(y.shape, self.dropout)
                 saved.append((inp, runs, mask))
                 inp = y if mask is None else y * mask
         if seq is not None:
@@ -703,6 +720,8 @@ class LSTM(_Recurrent):
                     if d == 1:
                         dx_u = seq_lengths.reverse_steps(dx_u, seq)
                     d_in = dx_u if d_in is None else d_in + dx_u
+                if self._layer_done is not None:  # layer k's gradients are final
+                    self._layer_done(k)
                 if k > 0:
                     mask = saved[k - 1][2]
                     d_out = d_in if mask is None else d_in * mask

@@ -37,7 +37,7 @@ into h0, c0 and nothing comes back from h_n, c_n)::
 import numpy as np
 
 from lstm_c import _validate as check
-from lstm_c.layers import LSTM, Workspace
+from lstm_c.layers import LSTM, Workspace, dropout_mask
 
 __all__ = ["CharLM", "BITS_PER_NAT"]
 
@@ -279,8 +279,8 @@ class CharLM:
         Y = out.reshape(N, self.hidden_size)
         mask = None
         if self.training and self.dropout > 0:  # char-rnn's dropout before the decoder
-            keep = self._dropout_rng.random(Y.shape) >= self.dropout
-            mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+            mask = dropout_mask(self._dropout_rng, (T, B, self.hidden_size), self.dropout,
+                                self.dtype, self.lstm.batch_share).reshape(Y.shape)
             Y = Y * mask
         # z is reused between calls; an evaluation forward gets its own, so the
         # dz that backward reads survives it.

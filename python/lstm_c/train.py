@@ -22,6 +22,7 @@ import numpy as np
 
 from lstm_c import _threads, checkpoint, data, optim, run_checks
 from lstm_c import _validate as check
+from lstm_c.distributed import Cluster, FlatGradients
 from lstm_c.model import BITS_PER_NAT, CharLM
 
 
@@ -116,13 +117,14 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradient became NaN or inf."""
 
 
-def evaluate(model, source, batch_size=64, seq_len=100, max_chars=None):
+def evaluate(model, source, batch_size=64, seq_len=100, max_chars=None, streams=None):
     """Mean cross-entropy of `source` under `model`, in nats per character.
 
     The text is cut into `batch_size` contiguous streams, each read in chunks
     of `seq_len` with the hidden state carried, so nearly every character is
     predicted with its full context (at most batch_size - 1 at the end are left
-    out). Returns (nats_per_char, characters_scored).
+    out). `streams` (lo, hi) scores only those streams (one process's share).
+    Returns (nats_per_char, characters_scored).
     """
     source = source if isinstance(source, data.Source) else data.Source(np.asarray(source))
     n = len(source) - 1
@@ -132,18 +134,21 @@ def evaluate(model, source, batch_size=64, seq_len=100, max_chars=None):
         raise ValueError("evaluate: the text needs at least two characters")
     B = min(batch_size, n)
     L = n // B
-    starts = np.arange(B) * L
+    lo, hi = (0, B) if streams is None else (min(streams[0], B), min(streams[1], B))
+    starts = np.arange(lo, hi) * L
+    if len(starts) == 0:  # more processes than streams of this text: nothing to score here
+        return 0.0, 0
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     try:
-        state = model.init_state(B)
+        state = model.init_state(len(starts))
         for t0 in range(0, L, seq_len):
             T = min(seq_len, L - t0)
             ids = source.take(starts[None, :] + t0 + np.arange(T + 1)[:, None])
             loss, state = model.forward(ids[:-1], ids[1:], state, grad=False)
-            total += loss * T * B
-            count += T * B
+            total += loss * T * len(starts)
+            count += T * len(starts)
     finally:
         model.train(was_training)
     return total / count, count
@@ -161,15 +166,23 @@ def _unpack(arrays, prefix):
 
 
 class _Run:
-    """One training run: the model, its optimizer, the data and where they are."""
+    """One training run: the model, its optimizer, the data and where they are.
 
-    def __init__(self, data_path, run_dir, cfg, resume, log):
-        self.run_dir, self.log = run_dir, log
+    With a cluster (lstm_c.distributed), this process's share of one: it
+    reads its streams of the batch, sums gradients with the others, and
+    writes checkpoints only on rank 0.
+    """
+
+    def __init__(self, data_path, run_dir, cfg, resume, log, cluster=None):
+        self.run_dir, self.log, self.cluster = run_dir, log, cluster
+        self.main = cluster is None or cluster.rank == 0  # writes checkpoints and progress
         saved = None
         if resume:
-            if os.path.isdir(run_dir):  # what a killed run left mid-save: back in order first
+            if self.main and os.path.isdir(run_dir):  # what a killed run left mid-save
                 for name in ("last", "best"):
                     checkpoint.recover(run_dir, name)
+            if cluster is not None:
+                cluster.comm.Barrier()  # the others read only what rank 0 has put in order
             arrays, meta = checkpoint.load(run_dir, "last")
             if meta.get("kind") != "lstm-c char-lm run":
                 raise ValueError(f"{run_dir}/last: not a char-LM training checkpoint")
@@ -213,8 +226,16 @@ class _Run:
                             dropout=cfg.dropout, dtype=cfg.dtype, seed=cfg.seed)
         self.opt = optim.make_optimizer(cfg.optimizer, self.model.parameters(), lr=cfg.lr,
                                         weight_decay=cfg.weight_decay)
-        self.batches = data.Batches(self.corpus.train, cfg.batch_size, cfg.seq_len)
-        self.state = self.model.init_state(cfg.batch_size)
+        B, cluster = cfg.batch_size, self.cluster
+        self.streams = (0, B) if cluster is None else cluster.streams(B)
+        self.batches = data.Batches(self.corpus.train, B, cfg.seq_len, streams=self.streams)
+        self.rows = self.streams[1] - self.streams[0]
+        self.flat = None
+        if cluster is not None:
+            self.model.lstm.batch_share = (*self.streams, B)  # whole-batch dropout masks
+            self.flat = FlatGradients(self.model, cluster, extras=3)
+        self.stop_all = False  # a rank asked the run to stop (Ctrl-C): all stop after the step
+        self.state = self.model.init_state(self.rows)
         self.step, self.elapsed, self.best_val, self.history = 0, 0.0, math.inf, []
         if saved:
             self._restore(*saved[:2])
@@ -225,13 +246,19 @@ class _Run:
         opt_state["arrays"] = _unpack(arrays, "optim:")
         self.opt.load_state_dict(opt_state)
         self.batches.load_state_dict(meta["batches"])
-        self.state = (arrays["state:h"], arrays["state:c"])
+        lo, hi = self.streams  # a checkpoint holds the whole batch's state
+        self.state = (arrays["state:h"][:, lo:hi].copy(), arrays["state:c"][:, lo:hi].copy())
         self.model.set_rng_state(meta["rng"])
         self.step, self.elapsed = meta["step"], meta["elapsed"]
         self.best_val = meta["best_val"] if meta["best_val"] is not None else math.inf
         self.history = meta["history"]
 
     def save(self, name):
+        state = self.state
+        if self.cluster is not None:  # every rank sends its rows; rank 0 writes
+            state = tuple(self.cluster.gather_rows(a) for a in self.state)
+            if not self.main:
+                return
         opt_state = self.opt.state_dict()
         meta = {"kind": "lstm-c char-lm run", "data_path": str(self.data_path),
                 "train_config": self.cfg.to_json(), "model_config": self.model.config(),
@@ -241,7 +268,7 @@ class _Run:
                 "optim": {k: v for k, v in opt_state.items() if k != "arrays"},
                 "best_val": None if math.isinf(self.best_val) else self.best_val,
                 "history": self.history}
-        arrays = _arrays(self.model, self.opt, self.state)
+        arrays = _arrays(self.model, self.opt, state)
         checkpoint.save(self.run_dir, name, arrays, meta)
 
     def done(self):
@@ -266,10 +293,16 @@ class _Run:
             done.append(self.elapsed / c.time_budget)
         return min(1.0, max(done))
 
-    def train_step(self):
+    def train_step(self, stop=False, last_dt=0.0):
+        """One optimizer step; returns the loss (the whole batch's, over every rank).
+
+        Distributed, `stop` (this rank was asked to stop) and `last_dt` (the
+        seconds its previous step took) travel with the gradients, so that all
+        ranks agree on ``stop_all`` and ``elapsed``.
+        """
         cfg, model = self.cfg, self.model
         if self.batches.position == 0:  # a new epoch: the streams start over
-            self.state = model.init_state(cfg.batch_size)
+            self.state = model.init_state(self.rows)
         if cfg.lr_schedule == "cosine":
             self.opt.lr = optim.cosine_lr(cfg.lr, self.progress())
         else:
@@ -278,7 +311,17 @@ class _Run:
         x, y = self.batches.next_batch()
         loss, state = model.forward(x, y, self.state)
         model.zero_grad()
-        model.backward()
+        if self.flat is None:
+            model.backward()
+        else:
+            self.flat.during_backward(self.overlap)
+            model.backward()
+            self.flat.extras[:] = (loss, stop, last_dt)
+            self.flat.reduce(self.overlap)
+            size = self.cluster.size
+            loss = float(self.flat.extras[0]) / size
+            self.stop_all = bool(self.flat.extras[1] > 0)
+            self.elapsed += float(self.flat.extras[2]) / size
         norm = optim.clip_grad_norm(model.grads, cfg.clip) if cfg.clip > 0 else 0.0
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingDiverged(
@@ -292,13 +335,16 @@ class _Run:
         return loss
 
     def validate(self):
-        nats, _ = evaluate(self.model, self.corpus.val, self.cfg.batch_size, self.cfg.seq_len,
-                           self.cfg.eval_chars)
-        return nats
+        nats, n = evaluate(self.model, self.corpus.val, self.cfg.batch_size, self.cfg.seq_len,
+                           self.cfg.eval_chars, streams=self.streams)
+        if self.cluster is None:
+            return nats
+        total, count = self.cluster.sum([nats * n, n])
+        return total / count
 
 
 def train(data_path, run_dir, cfg=None, *, resume=False, progress=True, log=None,
-          _after_step=None):
+          distributed=False, overlap=True, _after_step=None):
     """Train (or, with resume=True, continue) a run; returns a summary dict.
 
     Parameters
@@ -311,16 +357,39 @@ def train(data_path, run_dir, cfg=None, *, resume=False, progress=True, log=None
         On resume only its stopping rules (epochs, max_steps, time_budget) are used.
     progress : bool
         Show a progress bar (tqdm) with loss, bits/char, chars/s and ETA.
+    distributed : bool
+        One process of a data-parallel run started by ``mpiexec -n N``
+        (lstm_c.distributed): the batch's streams are shared out, gradients
+        summed, and rank 0 alone writes the run and shows progress. cfg.threads
+        is then the machine's, shared among its ranks. Needs mpi4py.
+    overlap : bool
+        Distributed: send each layer's gradients while backward goes on below it.
     _after_step : callable(run) or None
         Test hook, called after every step.
     """
+    cluster = Cluster() if distributed else None
+    try:
+        return _train(data_path, run_dir, cfg, resume, progress, log, cluster, overlap,
+                      _after_step)
+    except BaseException as e:
+        if cluster and cluster.size > 1:  # the others would wait for this rank for ever
+            cluster.abort(f"{type(e).__name__}: {e}")
+        raise
+
+
+def _train(data_path, run_dir, cfg, resume, progress, log, cluster, overlap, _after_step):
     from tqdm import tqdm
 
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    run = _Run(data_path, run_dir, cfg or TrainConfig(), resume, log)
+    main = cluster is None or cluster.rank == 0
+    if main:
+        log = log or (lambda msg: print(msg, file=sys.stderr))
+    else:
+        log, progress = (lambda msg: None), False
+    run = _Run(data_path, run_dir, cfg or TrainConfig(), resume, log, cluster)
+    run.overlap = overlap
     cfg = run.cfg
     old_threads = _threads.get_num_threads()
-    _threads.set_num_threads(cfg.threads)
+    _threads.set_num_threads(cfg.threads if not cluster else cluster.threads(cfg.threads))
     chars_per_step = cfg.batch_size * cfg.seq_len
     total, unit = ((cfg.time_budget, "s") if cfg.max_steps is None and cfg.epochs is None
                    else (cfg.max_steps or cfg.epochs * len(run.batches), "step"))
@@ -332,22 +401,30 @@ def train(data_path, run_dir, cfg=None, *, resume=False, progress=True, log=None
                initial=min(run.elapsed if unit == "s" else run.step, total))
     stopped = "finished"
     t_last = time.perf_counter()
+    dt = 0.0
     window = []  # (loss, seconds) of recent steps for the bar
     try:
         with _StopOnInterrupt() as interrupt, _threads.other_blas_single_threaded():
             while not run.done():
-                if interrupt.requested:
+                if interrupt.requested and not cluster:
                     stopped = "interrupted"
                     bar.clear()
                     log(f"interrupted at step {run.step}: saving {run_dir}/last")
                     run.save("last")
                     break
-                loss = run.train_step()
+                loss = run.train_step(interrupt.requested, dt)
                 if _after_step is not None:
                     _after_step(run)
                 now = time.perf_counter()
                 dt, t_last = now - t_last, now
-                run.elapsed += dt
+                if not cluster:
+                    run.elapsed += dt  # distributed: the ranks' mean, in train_step
+                if run.stop_all:  # a rank was interrupted: all save and stop together
+                    stopped = "interrupted"
+                    bar.clear()
+                    log(f"interrupted at step {run.step}: saving {run_dir}/last")
+                    run.save("last")
+                    break
                 window = (window + [(loss, dt)])[-20:]
                 mean_loss = sum(w[0] for w in window) / len(window)
                 speed = chars_per_step * len(window) / max(sum(w[1] for w in window), 1e-9)
@@ -366,7 +443,8 @@ def train(data_path, run_dir, cfg=None, *, resume=False, progress=True, log=None
     summary = {"run_dir": str(run_dir), "steps": run.step, "epochs": run.batches.epoch,
                "elapsed_s": run.elapsed, "best_val_nats": run.best_val,
                "best_val_bpc": float(run.best_val * BITS_PER_NAT), "stopped": stopped,
-               "chars_per_s": (run.step * chars_per_step / run.elapsed if run.elapsed else 0.0)}
+               "chars_per_s": (run.step * chars_per_step / run.elapsed if run.elapsed else 0.0),
+               "rank": cluster.rank if cluster else 0, "ranks": cluster.size if cluster else 1}
     return summary
 
 
@@ -404,6 +482,8 @@ def _checkpoint(run, train_loss, speed, bar):
     run.save("last")
     if improved:
         run.save("best")
+    if not run.main:
+        return
     bar.write(f"step {run.step}: train {train_loss * BITS_PER_NAT:.3f} bits/char, "
               f"validation {val * BITS_PER_NAT:.3f} bits/char"
               + (" (best, saved)" if improved else ""))
