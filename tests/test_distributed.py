@@ -87,6 +87,18 @@ def test_a_rank_reads_its_own_streams():
         data.Batches(ids, 8, 10, streams=(4, 9))
 
 
+def test_byte_counts_of_the_parts_sum_to_the_whole_file(tmp_path):
+    path = _text(tmp_path)
+    whole = data.byte_counts(path)
+    parts = [data.byte_counts(path, (k, 3)) for k in range(3)]
+    np.testing.assert_array_equal(sum(parts), whole)
+    assert whole.sum() == os.path.getsize(path) and all(p.sum() > 0 for p in parts)
+    given = data.Corpus.open(path, counts=sum(parts))
+    read = data.Corpus.open(path)
+    assert given.vocab.to_json() == read.vocab.to_json()
+    np.testing.assert_array_equal(given.train.take(np.arange(100)), read.train.take(np.arange(100)))
+
+
 def test_dropout_masks_of_a_share_are_rows_of_the_whole_batch():
     full = dropout_mask(np.random.default_rng(0), (5, 8, 3), 0.3, np.dtype(np.float32))
     rng = np.random.default_rng(0)

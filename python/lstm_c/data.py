@@ -40,7 +40,7 @@ import numpy as np
 
 from lstm_c import _validate as check
 
-__all__ = ["Vocab", "Corpus", "Source", "Batches", "DEFAULT_SPLIT", "SPLIT_NAMES"]
+__all__ = ["Vocab", "Corpus", "Source", "Batches", "byte_counts", "DEFAULT_SPLIT", "SPLIT_NAMES"]
 
 DEFAULT_SPLIT = (0.90, 0.05, 0.05)
 SPLIT_NAMES = ("train", "val", "test")
@@ -439,6 +439,30 @@ def _split_bounds(n, split):
     return (0, a, b, n), tuple(float(p) for p in parts)
 
 
+def byte_counts(path, part=(0, 1)):
+    """How often each byte value occurs in part k of n of the file (k, n): int64 (256,).
+
+    The parts are n contiguous, nearly equal byte ranges, so the counts of
+    all parts sum to the whole file's; each of n processes can count its own.
+    Plain reads, a chunk at a time: nothing stays mapped or resident.
+    """
+    k, n = part
+    size = os.stat(path).st_size
+    lo, hi = size * k // n, size * (k + 1) // n
+    counts = np.zeros(256, dtype=np.int64)
+    buf = np.empty(_CHUNK, dtype=np.uint8)
+    with open(path, "rb") as f:
+        f.seek(lo)
+        left = hi - lo
+        while left > 0:
+            got = f.readinto(memoryview(buf)[:min(left, _CHUNK)])
+            if not got:
+                break
+            counts += np.bincount(buf[:got], minlength=256)
+            left -= got
+    return counts
+
+
 class Corpus:
     """A text file as ids, split contiguously into train / val / test.
 
@@ -471,7 +495,7 @@ class Corpus:
         self.n_bytes = n_bytes
 
     @classmethod
-    def open(cls, path, vocab="bytes", split=DEFAULT_SPLIT):
+    def open(cls, path, vocab="bytes", split=DEFAULT_SPLIT, counts=None):
         """Open a text file.
 
         Parameters
@@ -485,6 +509,10 @@ class Corpus:
             Each in [0, 1], summing to 1, train > 0. A piece with a fraction
             > 0 must not come out empty. Use (1, 0, 0) to train on the whole
             file.
+        counts : int array (256,), optional
+            bytes only: how often each byte value occurs in the whole file,
+            when the caller has them (``byte_counts`` of every part, summed);
+            the file is then not read through to count them.
 
         Raises
         ------
@@ -512,22 +540,16 @@ class Corpus:
         if st.st_size == 0:
             raise ValueError(f"{path}: the file is empty; a corpus needs at least 2 characters")
         if kind == "bytes":
-            return cls._open_bytes(path, given, split)
+            return cls._open_bytes(path, given, split, counts)
         return cls._open_chars(path, given, split)
 
     @classmethod
-    def _open_bytes(cls, path, given, split):
-        counts = np.zeros(256, dtype=np.int64)
-        buf = np.empty(_CHUNK, dtype=np.uint8)
-        n = 0
+    def _open_bytes(cls, path, given, split, counts):
         try:
-            with open(path, "rb") as f:  # plain reads: nothing stays mapped or resident
-                while True:
-                    got = f.readinto(memoryview(buf))
-                    if not got:
-                        break
-                    counts += np.bincount(buf[:got], minlength=256)
-                    n += got
+            if counts is None:
+                counts = byte_counts(path)
+            counts = np.asarray(counts)
+            n = int(counts.sum())
             mm = np.memmap(path, dtype=np.uint8, mode="r")
         except OSError as e:
             raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None

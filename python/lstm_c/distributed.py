@@ -79,8 +79,9 @@ class Cluster:
         return np.ascontiguousarray(np.concatenate(list(out), axis=1))
 
     def sum(self, values):
-        """The element-wise sum over ranks of a few float64 numbers (every rank gets it)."""
-        a = np.asarray(values, np.float64)
+        """The element-wise sum over ranks of numbers (int64 or float64; every rank gets it)."""
+        a = np.asarray(values)
+        a = a.astype(np.int64 if a.dtype.kind in "iub" else np.float64)
         out = np.empty_like(a)
         self.comm.Allreduce(a, out, op=self.MPI.SUM)
         return out

@@ -217,7 +217,16 @@ class _Run:
     def _build(self, saved):
         cfg, data_path = self.cfg, self.data_path
         vocab = data.Vocab.from_json(saved[1]["vocab"]) if saved else cfg.vocab
-        self.corpus = data.Corpus.open(data_path, vocab=vocab, split=cfg.split)
+        counts = None
+        kind = vocab.kind if isinstance(vocab, data.Vocab) else vocab
+        if self.cluster is not None and kind == "bytes":  # each rank counts 1/N of the file
+            cluster = self.cluster
+            try:
+                part = data.byte_counts(data_path, (cluster.rank, cluster.size))
+            except OSError as e:
+                raise ValueError(f"{data_path}: cannot read ({e.strerror or e})") from None
+            counts = cluster.sum(part)
+        self.corpus = data.Corpus.open(data_path, vocab=vocab, split=cfg.split, counts=counts)
         if len(self.corpus.val) < 2:
             raise ValueError(f"the validation split of {data_path} is empty: training needs "
                              f"one to pick the best checkpoint (split {cfg.split})")
