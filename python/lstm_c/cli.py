@@ -253,6 +253,10 @@ def _train(args):
     print(f"{summary['stopped']}: {summary['steps']} steps, {summary['elapsed_s']:.0f} s, "
           f"{summary['chars_per_s']:,.0f} chars/s; best validation "
           f"{summary['best_val_bpc']:.3f} bits/char; run saved in {run_dir}")
+    if args.distributed:
+        print(f"{summary['ranks']} ranks; rank 0 waited {summary['allreduce_wait_s']:.2f} s for "
+              f"the gradient sums ({'overlapped with' if not args.no_overlap else 'after'} "
+              f"backward)")
     return 0
 
 

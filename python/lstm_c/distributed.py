@@ -28,6 +28,7 @@ aborts every rank (``MPI.Abort``) rather than leave the others waiting.
 """
 
 import sys
+import time
 
 import numpy as np
 
@@ -136,6 +137,7 @@ class FlatGradients:
         self._parts = ([(0, bounds[2])] + [(bounds[i], bounds[i + 1]) for i in range(2, L + 1)]
                        + [(bounds[L + 1], len(self.buffer))])
         self._pending = []
+        self.blocked_s = 0.0  # time spent waiting in reduce(): what the sums cost the step
 
     def reduce(self, overlap=False):
         """Sum the buffer over the ranks, then divide the gradients by N (their mean).
@@ -144,6 +146,7 @@ class FlatGradients:
         are waited for and the last part is sent now.
         """
         MPI, comm = self.cluster.MPI, self.cluster.comm
+        t0 = time.perf_counter()
         if overlap:
             lo, hi = self._parts[-1]
             self._pending.append(comm.Iallreduce(MPI.IN_PLACE, self.buffer[lo:hi], op=MPI.SUM))
@@ -151,6 +154,7 @@ class FlatGradients:
             self._pending = []
         else:
             comm.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
+        self.blocked_s += time.perf_counter() - t0
         self.buffer[:self.n_grad] *= self.model.dtype.type(1.0 / self.cluster.size)
 
     def during_backward(self, on):

@@ -453,7 +453,8 @@ def _train(data_path, run_dir, cfg, resume, progress, log, cluster, overlap, _af
                "elapsed_s": run.elapsed, "best_val_nats": run.best_val,
                "best_val_bpc": float(run.best_val * BITS_PER_NAT), "stopped": stopped,
                "chars_per_s": (run.step * chars_per_step / run.elapsed if run.elapsed else 0.0),
-               "rank": cluster.rank if cluster else 0, "ranks": cluster.size if cluster else 1}
+               "rank": cluster.rank if cluster else 0, "ranks": cluster.size if cluster else 1,
+               "allreduce_wait_s": run.flat.blocked_s if cluster else 0.0}
     return summary
 
 
