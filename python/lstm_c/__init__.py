@@ -18,4 +18,5 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["LSTM", "LSTMCell", "LSTMRegressor", "LSTMClassifier", "NotFittedError", "interop", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["LSTM", "LSTMCell", "LSTMRegressor", "LSTMClassifier", "NotFittedError", "interop",
+           "get_num_threads", "set_num_threads", "__version__"]

@@ -697,7 +697,7 @@ class Batches:
         return self._len
 
     def batch(self, k):
-        """Batch k of an epoch as (x, y), int32 arrays of shape (T, B) (B: the streams read); no state change."""
+        """Batch k of an epoch as (x, y), int32 arrays (T, streams read); no state change."""
         if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
             raise TypeError(f"batch index must be an int, got {k!r}")
         if not 0 <= k < self._len:

@@ -156,7 +156,8 @@ class _LSTMEstimator:
         if p["forget_bias"] is not None:
             out["forget_bias"] = _real("forget_bias", p["forget_bias"], -math.inf)
         if p["optimizer"] not in ("adam", "rmsprop", "sgd"):
-            raise ValueError(f"optimizer must be 'adam', 'rmsprop' or 'sgd', got {p['optimizer']!r}")
+            raise ValueError("optimizer must be 'adam', 'rmsprop' or 'sgd', "
+                             f"got {p['optimizer']!r}")
         out["dtype"] = check.float_dtype(p["dtype"])
         if isinstance(p["verbose"], (bool, np.bool_)) or isinstance(p["verbose"], numbers.Integral):
             out["verbose"] = bool(p["verbose"])
@@ -695,7 +696,10 @@ class LSTMClassifier(_LSTMEstimator):
         return ids.astype(np.intp), valid
 
     def predict_proba(self, X, lengths=None):
-        """Class probabilities (columns in classes_ order): (n, n_classes); per step (n, T, n_classes) or a list."""
+        """Class probabilities, columns in classes_ order: (n, n_classes).
+
+        Per step: (n, T, n_classes), or a list of (T_i, n_classes) for a list.
+        """
         z, seq = self._raw_outputs(X, lengths)
         z -= z.max(axis=-1, keepdims=True)
         p = np.exp(z)

@@ -179,15 +179,15 @@ class _Recurrent:
         """The dropout generator's state (JSON-able), to resume a training run exactly."""
         return self._dropout_rng.bit_generator.state
 
-    def _dropout_mask(self, shape, rate):
-        return dropout_mask(self._dropout_rng, shape, rate, self.dtype, self.batch_share)
-
     def set_rng_state(self, state):
         """Restore a state from ``rng_state()``."""
         try:
             self._dropout_rng.bit_generator.state = state
         except (TypeError, ValueError, KeyError) as e:
             raise ValueError(f"rng state: not a state of this generator ({e})") from None
+
+    def _dropout_mask(self, shape, rate):
+        return dropout_mask(self._dropout_rng, shape, rate, self.dtype, self.batch_share)
 
     def zero_grad(self):
         for g in self.grads.values():
