@@ -85,6 +85,7 @@ def lstm_c_run(source, V, T, B, E, H, L, dtype, seed):
     run.opt = optim.make_optimizer(cfg.optimizer, run.model.parameters(), lr=cfg.lr,
                                    weight_decay=cfg.weight_decay)
     run.batches = data.Batches(source, B, T)
+    run.rows, run.flat, run.stop_all = B, None, False  # one process: no cluster
     run.state = run.model.init_state(B)
     return run
 
