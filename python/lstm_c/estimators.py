@@ -116,6 +116,11 @@ class _LSTMEstimator:
     def _param_names(cls):
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
+    def _store(self, arguments):
+        """__init__'s whole work: keep each argument as it was given (scikit-learn's rule)."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
+
     def get_params(self, deep=True):
         """The constructor's arguments, as a dict (scikit-learn's contract)."""
         return {name: getattr(self, name) for name in self._param_names()}
@@ -459,26 +464,7 @@ class LSTMRegressor(_LSTMEstimator):
                  optimizer="adam", weight_decay=0.0, clip_norm=1.0, forget_bias=1.0,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  normalize_y=True, dtype="float32", random_state=None, verbose=False):
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.return_sequences = return_sequences
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.forget_bias = forget_bias
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.normalize_y = normalize_y
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+        self._store(locals())
 
     def __sklearn_tags__(self):
         from sklearn.utils import RegressorTags
@@ -597,25 +583,7 @@ class LSTMClassifier(_LSTMEstimator):
                  optimizer="adam", weight_decay=0.0, clip_norm=1.0, forget_bias=1.0,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  dtype="float32", random_state=None, verbose=False):
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.return_sequences = return_sequences
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.forget_bias = forget_bias
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
+        self._store(locals())
 
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags
