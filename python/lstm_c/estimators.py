@@ -355,7 +355,11 @@ class _LSTMEstimator:
                              f"fitted with {self.model_.lstm.input_size}")
 
     def _raw_outputs(self, X, lengths):
-        """(the head's outputs z as float64, (n, k) or (n, T, k) padded with 0; the Sequences)."""
+        """(the head's outputs z as float64, (n, k) or (n, T, k); the Sequences).
+
+        Per step, past a sequence's end z means nothing: each caller masks it
+        (seq.valid()) in its own units.
+        """
         self._check_fitted()
         seq = as_sequences(X, self._params["dtype"], lengths)
         self._check_features(seq)
@@ -371,8 +375,6 @@ class _LSTMEstimator:
             z = model.outputs(x, lens)
             if per_step:
                 out[batch, :x.shape[0]] = np.swapaxes(z, 0, 1)
-                if lens is not None:  # the LSTM's output past a sequence's end is 0, not its z
-                    out[batch, :x.shape[0]][~(np.arange(x.shape[0]) < lens[:, None])] = 0
             else:
                 out[batch] = z
         return out, seq
@@ -679,7 +681,11 @@ class LSTMClassifier(_LSTMEstimator):
         return p
 
     def predict(self, X, lengths=None):
-        """The most probable class: (n,) labels; per step (n, T) or a list of (T_i,)."""
+        """The most probable class: (n,) labels; per step (n, T) or a list of (T_i,).
+
+        Per step for a padded X with lengths=, the labels past each sequence's
+        end are placeholders: read only each sequence's own steps.
+        """
         z, seq = self._raw_outputs(X, lengths)
         labels = self.classes_[z.argmax(axis=-1)]
         if self._params["return_sequences"]:

@@ -173,8 +173,8 @@ class _Run:
     writes checkpoints only on rank 0.
     """
 
-    def __init__(self, data_path, run_dir, cfg, resume, log, cluster=None):
-        self.run_dir, self.log, self.cluster = run_dir, log, cluster
+    def __init__(self, data_path, run_dir, cfg, resume, log, cluster=None, overlap=True):
+        self.run_dir, self.log, self.cluster, self.overlap = run_dir, log, cluster, overlap
         self.main = cluster is None or cluster.rank == 0  # writes checkpoints and progress
         saved = None
         if resume:
@@ -394,8 +394,7 @@ def _train(data_path, run_dir, cfg, resume, progress, log, cluster, overlap, _af
         log = log or (lambda msg: print(msg, file=sys.stderr))
     else:
         log, progress = (lambda msg: None), False
-    run = _Run(data_path, run_dir, cfg or TrainConfig(), resume, log, cluster)
-    run.overlap = overlap
+    run = _Run(data_path, run_dir, cfg or TrainConfig(), resume, log, cluster, overlap)
     cfg = run.cfg
     old_threads = _threads.get_num_threads()
     _threads.set_num_threads(cfg.threads if not cluster else cluster.threads(cfg.threads))
